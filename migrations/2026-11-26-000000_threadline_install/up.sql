@@ -1,0 +1,1029 @@
+-- Threadline schema, version 1.
+--
+-- Creates the `threadline` schema: the audit tables, the capture machinery that
+-- `threadline.audit_table` generates per table, and the functions an application
+-- calls to attach its context (actor, request, correlation, tenant, action) to the
+-- current database transaction. Run it as the role that owns the audited tables,
+-- ideally a superuser so that the schema-change event trigger can be created.
+
+CREATE SCHEMA threadline;
+COMMENT ON SCHEMA threadline IS 'Threadline audit trail: captured row changes, their transactions and actions';
+
+-- Installed schema version, for upgrade migrations.
+CREATE TABLE threadline.schema_version (
+    version integer PRIMARY KEY,
+    installed_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO threadline.schema_version (version) VALUES (1);
+
+-- Database-wide switches, one row.
+CREATE TABLE threadline.settings (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    -- When true, a captured write in a transaction with no actor is refused.
+    require_actor boolean NOT NULL DEFAULT false
+);
+INSERT INTO threadline.settings DEFAULT VALUES;
+
+-- Semantic intent: who did what and why, written by the application.
+CREATE TABLE threadline.audit_actions (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL,
+    actor jsonb NOT NULL,
+    status text NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'error')),
+    verb text,
+    category text,
+    reason text,
+    comment text,
+    request_id text,
+    correlation_id text,
+    job_id text,
+    tenant_id text,
+    inserted_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+-- One row per database transaction that changed an audited table. `id` is the
+-- transaction id of the whole API. `xact_id` is PostgreSQL's own transaction id,
+-- kept to line audit rows up with server logs; it repeats in a restored cluster, so
+-- nothing groups by it: changes point at `id`.
+CREATE TABLE threadline.audit_transactions (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    xact_id xid8 NOT NULL,
+    occurred_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    actor jsonb,
+    request_id text,
+    correlation_id text,
+    tenant_id text,
+    action_id bigint REFERENCES threadline.audit_actions (id) ON DELETE SET NULL,
+    source text,
+    meta jsonb
+);
+
+-- One row per changed row. `transaction_id` has no foreign key on purpose: only the
+-- capture functions write this table, and a per-row key check would double the cost
+-- of a bulk write (see the capture benchmark).
+CREATE TABLE threadline.audit_changes (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    transaction_id bigint NOT NULL,
+    table_schema text NOT NULL,
+    table_name text NOT NULL,
+    table_pk jsonb NOT NULL,
+    op text NOT NULL CHECK (op IN ('insert', 'update', 'delete', 'truncate')),
+    data jsonb,
+    changed_fields text[],
+    changed_from jsonb,
+    -- true for the leaving and arriving halves of an update that changed a row's key
+    from_update boolean NOT NULL DEFAULT false,
+    captured_at timestamptz NOT NULL
+);
+CREATE INDEX audit_changes_transaction_id_idx ON threadline.audit_changes (transaction_id);
+
+-- The capture policy deployed for each audited table.
+CREATE TABLE threadline.audited_tables (
+    table_schema text NOT NULL,
+    table_name text NOT NULL,
+    -- oid of the table when the policy was last generated; a restore changes it
+    relid oid NOT NULL UNIQUE,
+    -- normalized policy as given to audit_table (primary_key null when defaulted)
+    policy jsonb NOT NULL,
+    -- key columns in use, resolved from the policy or the table's primary key
+    key_columns text[] NOT NULL,
+    -- column number -> name at generation, to follow renames
+    columns jsonb NOT NULL,
+    function_name text NOT NULL UNIQUE,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (table_schema, table_name)
+);
+
+---------------------------------------------------------------------------------------
+-- Context: validation and the transaction-local settings the capture functions read.
+---------------------------------------------------------------------------------------
+
+-- Checks an actor reference and returns it in canonical form.
+CREATE FUNCTION threadline.validate_actor(actor jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_type text;
+    v_id text;
+BEGIN
+    IF actor IS NULL OR jsonb_typeof(actor) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(actor) <> 'object' THEN
+        RAISE EXCEPTION 'threadline: an actor must be a JSON object, got %', jsonb_typeof(actor)
+            USING ERRCODE = '22023', HINT = 'The correct format looks like {"type": "user", "id": "42"}.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM jsonb_object_keys(actor) k WHERE k NOT IN ('type', 'id')) THEN
+        RAISE EXCEPTION 'threadline: an actor has only the keys "type" and "id", got %', actor
+            USING ERRCODE = '22023', HINT = 'The correct format looks like {"type": "user", "id": "42"}.';
+    END IF;
+    IF jsonb_typeof(actor -> 'type') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'threadline: actor "type" must be a string'
+            USING ERRCODE = '22023', HINT = 'One of user, admin, service_account, job, system, anonymous.';
+    END IF;
+    v_type := actor ->> 'type';
+    IF v_type NOT IN ('user', 'admin', 'service_account', 'job', 'system', 'anonymous') THEN
+        RAISE EXCEPTION 'threadline: unknown actor type "%"', v_type
+            USING ERRCODE = '22023', HINT = 'One of user, admin, service_account, job, system, anonymous.';
+    END IF;
+    IF v_type = 'anonymous' THEN
+        IF actor ? 'id' THEN
+            RAISE EXCEPTION 'threadline: an anonymous actor has no id'
+                USING ERRCODE = '22023', HINT = 'The correct format looks like {"type": "anonymous"}.';
+        END IF;
+        RETURN jsonb_build_object('type', 'anonymous');
+    END IF;
+    IF jsonb_typeof(actor -> 'id') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'threadline: a % actor needs an "id" string', v_type
+            USING ERRCODE = '22023', HINT = 'The correct format looks like {"type": "user", "id": "42"}.';
+    END IF;
+    v_id := actor ->> 'id';
+    IF v_id = '' OR octet_length(v_id) > 255 OR v_id ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'threadline: an actor id must be 1 to 255 bytes without control characters'
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN jsonb_build_object('type', v_type, 'id', v_id);
+END
+$$;
+
+-- Checks an optional identifier-like text value (request id, correlation id, ...).
+CREATE FUNCTION threadline.validate_label(field text, value jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text;
+BEGIN
+    IF value IS NULL OR jsonb_typeof(value) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(value) <> 'string' THEN
+        RAISE EXCEPTION 'threadline: "%" must be a string, got %', field, jsonb_typeof(value)
+            USING ERRCODE = '22023';
+    END IF;
+    v := value #>> '{}';
+    IF v = '' OR octet_length(v) > 256 OR v ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'threadline: "%" must be 1 to 256 bytes without control characters', field
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN v;
+END
+$$;
+
+-- The audit transaction row of the current database transaction, or null when this
+-- transaction has not written an audited table yet.
+CREATE FUNCTION threadline.current_transaction_id() RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_cached text := current_setting('threadline.transaction', true);
+    v_id bigint;
+BEGIN
+    IF v_cached IS NULL OR v_cached !~ '^[0-9]+$' THEN
+        RETURN NULL;
+    END IF;
+    SELECT t.id INTO v_id
+      FROM threadline.audit_transactions t
+     WHERE t.id = v_cached::bigint AND t.xact_id = pg_current_xact_id_if_assigned();
+    RETURN v_id;
+END
+$$;
+
+-- Finds or creates the audit transaction row of the current transaction. Called by
+-- the generated capture functions once per statement.
+CREATE FUNCTION threadline.transaction_for_capture() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_id bigint := threadline.current_transaction_id();
+    v_actor jsonb;
+BEGIN
+    IF v_id IS NOT NULL THEN
+        RETURN v_id;
+    END IF;
+    v_actor := nullif(current_setting('threadline.actor', true), '')::jsonb;
+    IF v_actor IS NULL AND (SELECT s.require_actor FROM threadline.settings s) THEN
+        RAISE EXCEPTION 'threadline: this write has no actor and the database requires one'
+            USING ERRCODE = '42501',
+                  HINT = 'Write through threadline::transaction, or run SELECT threadline.set_actor(''{"type": "user", "id": "42"}'') first in this transaction.';
+    END IF;
+    INSERT INTO threadline.audit_transactions
+        (xact_id, actor, request_id, correlation_id, tenant_id, action_id, source, meta)
+    VALUES (
+        pg_current_xact_id(),
+        v_actor,
+        nullif(current_setting('threadline.request_id', true), ''),
+        nullif(current_setting('threadline.correlation_id', true), ''),
+        nullif(current_setting('threadline.tenant_id', true), ''),
+        nullif(current_setting('threadline.action_id', true), '')::bigint,
+        nullif(current_setting('threadline.source', true), ''),
+        nullif(current_setting('threadline.meta', true), '')::jsonb
+    )
+    RETURNING id INTO v_id;
+    PERFORM set_config('threadline.transaction', v_id::text, true);
+    RETURN v_id;
+END
+$$;
+
+-- Records an action row on its own and returns its id. Keys: name (required), actor
+-- (required), status, verb, category, reason, comment, request_id, correlation_id,
+-- job_id, tenant_id.
+CREATE FUNCTION threadline.record_action(action jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_key text;
+    v_name text;
+    v_status text;
+    v_actor jsonb;
+    v_id bigint;
+BEGIN
+    IF action IS NULL OR jsonb_typeof(action) <> 'object' THEN
+        RAISE EXCEPTION 'threadline: an action must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR v_key IN SELECT jsonb_object_keys(action) LOOP
+        IF v_key NOT IN ('name', 'actor', 'status', 'verb', 'category', 'reason', 'comment',
+                         'request_id', 'correlation_id', 'job_id', 'tenant_id') THEN
+            RAISE EXCEPTION 'threadline: unknown action key "%"', v_key
+                USING ERRCODE = '22023',
+                      HINT = 'Known keys: name, actor, status, verb, category, reason, comment, request_id, correlation_id, job_id, tenant_id.';
+        END IF;
+    END LOOP;
+    v_name := action ->> 'name';
+    IF jsonb_typeof(action -> 'name') IS DISTINCT FROM 'string'
+       OR v_name !~ '^[a-z][a-z0-9_.:-]{0,127}$' THEN
+        RAISE EXCEPTION 'threadline: an action name must be 1 to 128 characters of a-z, 0-9, "_", ".", ":" or "-", starting with a letter'
+            USING ERRCODE = '22023', HINT = 'The correct format looks like "post_created".';
+    END IF;
+    v_actor := threadline.validate_actor(action -> 'actor');
+    IF v_actor IS NULL THEN
+        RAISE EXCEPTION 'threadline: action "%" has no actor', v_name
+            USING ERRCODE = '22023', HINT = 'Every action names who did it; use {"type": "system", "id": "..."} for the system.';
+    END IF;
+    v_status := coalesce(threadline.validate_label('status', action -> 'status'), 'ok');
+    IF v_status NOT IN ('ok', 'error') THEN
+        RAISE EXCEPTION 'threadline: action status must be "ok" or "error", got "%"', v_status
+            USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO threadline.audit_actions
+        (name, actor, status, verb, category, reason, comment, request_id, correlation_id, job_id, tenant_id)
+    VALUES (
+        v_name, v_actor, v_status,
+        threadline.validate_label('verb', action -> 'verb'),
+        threadline.validate_label('category', action -> 'category'),
+        CASE WHEN jsonb_typeof(action -> 'reason') = 'string' THEN action ->> 'reason'
+             WHEN action -> 'reason' IS NULL OR jsonb_typeof(action -> 'reason') = 'null' THEN NULL
+             ELSE threadline.validate_label('reason', action -> 'reason') END,
+        CASE WHEN jsonb_typeof(action -> 'comment') = 'string' THEN action ->> 'comment'
+             WHEN action -> 'comment' IS NULL OR jsonb_typeof(action -> 'comment') = 'null' THEN NULL
+             ELSE threadline.validate_label('comment', action -> 'comment') END,
+        threadline.validate_label('request_id', action -> 'request_id'),
+        threadline.validate_label('correlation_id', action -> 'correlation_id'),
+        threadline.validate_label('job_id', action -> 'job_id'),
+        threadline.validate_label('tenant_id', action -> 'tenant_id')
+    )
+    RETURNING id INTO v_id;
+    RETURN v_id;
+END
+$$;
+
+-- Attaches a context to the current transaction, for every audited write that
+-- follows in it (and the one already captured, if any). Keys: actor, request_id,
+-- correlation_id, tenant_id, source, meta, action (an object as record_action takes,
+-- without actor, request and correlation ids, which come from the context). Returns
+-- the action id, or null without an action. The settings are transaction-local and
+-- bound as values, so transaction-mode connection poolers stay safe.
+CREATE FUNCTION threadline.begin_audit(context jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_key text;
+    v_actor jsonb;
+    v_request text;
+    v_correlation text;
+    v_tenant text;
+    v_source text;
+    v_meta jsonb;
+    v_action_id bigint;
+    v_tx bigint;
+BEGIN
+    IF context IS NULL OR jsonb_typeof(context) <> 'object' THEN
+        RAISE EXCEPTION 'threadline: a context must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR v_key IN SELECT jsonb_object_keys(context) LOOP
+        IF v_key NOT IN ('actor', 'request_id', 'correlation_id', 'tenant_id', 'source', 'meta', 'action') THEN
+            RAISE EXCEPTION 'threadline: unknown context key "%"', v_key
+                USING ERRCODE = '22023',
+                      HINT = 'Known keys: actor, request_id, correlation_id, tenant_id, source, meta, action.';
+        END IF;
+    END LOOP;
+    v_actor := threadline.validate_actor(context -> 'actor');
+    v_request := threadline.validate_label('request_id', context -> 'request_id');
+    v_correlation := threadline.validate_label('correlation_id', context -> 'correlation_id');
+    v_tenant := threadline.validate_label('tenant_id', context -> 'tenant_id');
+    v_source := threadline.validate_label('source', context -> 'source');
+    v_meta := nullif(context -> 'meta', 'null'::jsonb);
+    IF v_meta IS NOT NULL AND jsonb_typeof(v_meta) <> 'object' THEN
+        RAISE EXCEPTION 'threadline: context "meta" must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    IF context -> 'action' IS NOT NULL AND jsonb_typeof(context -> 'action') <> 'null' THEN
+        IF jsonb_typeof(context -> 'action') <> 'object' THEN
+            RAISE EXCEPTION 'threadline: context "action" must be a JSON object' USING ERRCODE = '22023';
+        END IF;
+        IF context -> 'action' ?| ARRAY['actor', 'request_id', 'correlation_id', 'tenant_id'] THEN
+            RAISE EXCEPTION 'threadline: the action takes its actor, request, correlation and tenant ids from the context'
+                USING ERRCODE = '22023';
+        END IF;
+        v_action_id := threadline.record_action(context -> 'action' || jsonb_strip_nulls(jsonb_build_object(
+            'actor', v_actor, 'request_id', v_request, 'correlation_id', v_correlation, 'tenant_id', v_tenant)));
+    END IF;
+    PERFORM set_config('threadline.actor', coalesce(v_actor::text, ''), true),
+            set_config('threadline.request_id', coalesce(v_request, ''), true),
+            set_config('threadline.correlation_id', coalesce(v_correlation, ''), true),
+            set_config('threadline.tenant_id', coalesce(v_tenant, ''), true),
+            set_config('threadline.source', coalesce(v_source, ''), true),
+            set_config('threadline.meta', coalesce(v_meta::text, ''), true),
+            set_config('threadline.action_id', coalesce(v_action_id::text, ''), true);
+    v_tx := threadline.current_transaction_id();
+    IF v_tx IS NOT NULL THEN
+        UPDATE threadline.audit_transactions
+           SET actor = v_actor, request_id = v_request, correlation_id = v_correlation,
+               tenant_id = v_tenant, source = v_source, meta = v_meta, action_id = v_action_id
+         WHERE id = v_tx;
+    END IF;
+    RETURN v_action_id;
+END
+$$;
+
+-- Names the actor of the current transaction, for a manual fix from psql:
+--   BEGIN; SELECT threadline.set_actor('{"type": "admin", "id": "7"}'); UPDATE ...; COMMIT;
+-- It lasts until the transaction ends.
+CREATE FUNCTION threadline.set_actor(actor jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_actor jsonb := threadline.validate_actor(actor);
+    v_tx bigint;
+BEGIN
+    IF v_actor IS NULL THEN
+        RAISE EXCEPTION 'threadline: set_actor needs an actor' USING ERRCODE = '22023',
+            HINT = 'The correct format looks like SELECT threadline.set_actor(''{"type": "user", "id": "42"}'').';
+    END IF;
+    PERFORM set_config('threadline.actor', v_actor::text, true);
+    IF current_setting('threadline.source', true) IS NULL OR current_setting('threadline.source', true) = '' THEN
+        PERFORM set_config('threadline.source', 'console', true);
+    END IF;
+    v_tx := threadline.current_transaction_id();
+    IF v_tx IS NOT NULL THEN
+        UPDATE threadline.audit_transactions
+           SET actor = v_actor, source = coalesce(source, 'console')
+         WHERE id = v_tx;
+    END IF;
+END
+$$;
+
+-- Turns strict mode on or off: with it on, an audited write whose transaction has no
+-- actor is refused.
+CREATE FUNCTION threadline.require_actor(enabled boolean) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE threadline.settings SET require_actor = enabled;
+$$;
+
+---------------------------------------------------------------------------------------
+-- Policy: validation, key resolution, generation of the capture function.
+---------------------------------------------------------------------------------------
+
+-- Checks that a relation is a table. Table arguments are regclass, so a name is
+-- resolved in the caller's search_path and a missing table is refused by PostgreSQL.
+CREATE FUNCTION threadline.resolve_table(target regclass) RETURNS regclass
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'threadline: no table named' USING ERRCODE = '22023',
+            HINT = 'The correct format looks like ''public.posts''.';
+    END IF;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = target) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'threadline: % is not a table', target USING ERRCODE = '42809';
+    END IF;
+    RETURN target;
+END
+$$;
+
+-- Reads a JSON array of column names from a policy, trimmed, deduplicated and sorted.
+CREATE FUNCTION threadline.policy_columns(policy jsonb, key text) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_value jsonb := policy -> key;
+BEGIN
+    IF v_value IS NULL OR jsonb_typeof(v_value) = 'null' THEN
+        RETURN '{}';
+    END IF;
+    IF jsonb_typeof(v_value) <> 'array' THEN
+        RAISE EXCEPTION 'threadline: policy "%" must be an array of column names, got %', key, jsonb_typeof(v_value)
+            USING ERRCODE = '22023', HINT = format('The correct format looks like {"%s": ["column"]}.', key);
+    END IF;
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(v_value) e WHERE jsonb_typeof(e) <> 'string' OR btrim(e #>> '{}') = '') THEN
+        RAISE EXCEPTION 'threadline: policy "%" must hold non-empty column names only', key
+            USING ERRCODE = '22023', HINT = format('The correct format looks like {"%s": ["column"]}.', key);
+    END IF;
+    RETURN ARRAY(SELECT DISTINCT btrim(e) FROM jsonb_array_elements_text(v_value) e ORDER BY 1);
+END
+$$;
+
+-- Validates a policy against a table and returns it normalized: every key present,
+-- arrays sorted, primary_key null when the table's own key is used.
+CREATE FUNCTION threadline.normalize_policy(rel regclass, policy jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_key text;
+    v_exclude text[];
+    v_mask text[];
+    v_ignore text[];
+    v_pk text[];
+    v_placeholder text := '[REDACTED]';
+    v_changed_from boolean := true;
+    v_missing text;
+    v_hint text;
+BEGIN
+    IF policy IS NULL THEN
+        policy := '{}';
+    END IF;
+    IF jsonb_typeof(policy) <> 'object' THEN
+        RAISE EXCEPTION 'threadline: a policy must be a JSON object' USING ERRCODE = '22023',
+            HINT = 'The correct format looks like {"mask": ["email"], "exclude": ["password_hash"]}.';
+    END IF;
+    FOR v_key IN SELECT jsonb_object_keys(policy) LOOP
+        IF v_key NOT IN ('exclude', 'mask', 'mask_placeholder', 'ignore_changes', 'primary_key', 'changed_from') THEN
+            v_hint := CASE
+                WHEN v_key IN ('primary_keys', 'pk', 'pkey', 'primary', 'key', 'keys') THEN 'Did you mean "primary_key"?'
+                WHEN v_key IN ('excludes', 'excluded', 'except', 'skip', 'omit') THEN 'Did you mean "exclude"?'
+                WHEN v_key IN ('masks', 'masked', 'redact', 'redacted', 'filter', 'filtered') THEN 'Did you mean "mask"?'
+                WHEN v_key IN ('ignore', 'ignored', 'ignore_change', 'except_columns') THEN 'Did you mean "ignore_changes"?'
+                WHEN v_key IN ('placeholder', 'mask_with') THEN 'Did you mean "mask_placeholder"?'
+                WHEN v_key IN ('store_changed_from', 'changed_from_enabled') THEN 'Did you mean "changed_from"?'
+                ELSE 'Known keys: exclude, mask, mask_placeholder, ignore_changes, primary_key, changed_from.'
+            END;
+            RAISE EXCEPTION 'threadline: unknown policy key "%" for %', v_key, rel USING ERRCODE = '22023', HINT = v_hint;
+        END IF;
+    END LOOP;
+    v_exclude := threadline.policy_columns(policy, 'exclude');
+    v_mask := threadline.policy_columns(policy, 'mask');
+    v_ignore := threadline.policy_columns(policy, 'ignore_changes');
+    IF policy ? 'primary_key' AND jsonb_typeof(policy -> 'primary_key') <> 'null' THEN
+        IF jsonb_typeof(policy -> 'primary_key') <> 'array' OR jsonb_array_length(policy -> 'primary_key') = 0 THEN
+            RAISE EXCEPTION 'threadline: policy "primary_key" must be a non-empty array of column names'
+                USING ERRCODE = '22023', HINT = 'The correct format looks like {"primary_key": ["tenant_id", "id"]}.';
+        END IF;
+        IF EXISTS (SELECT 1 FROM jsonb_array_elements(policy -> 'primary_key') e WHERE jsonb_typeof(e) <> 'string' OR btrim(e #>> '{}') = '') THEN
+            RAISE EXCEPTION 'threadline: policy "primary_key" must hold non-empty column names only'
+                USING ERRCODE = '22023', HINT = 'The correct format looks like {"primary_key": ["tenant_id", "id"]}.';
+        END IF;
+        -- key order is the order given
+        v_pk := ARRAY(SELECT btrim(e) FROM jsonb_array_elements_text(policy -> 'primary_key') WITH ORDINALITY AS x(e, n) ORDER BY n);
+        IF cardinality(v_pk) <> (SELECT count(DISTINCT x) FROM unnest(v_pk) x) THEN
+            RAISE EXCEPTION 'threadline: policy "primary_key" names a column twice' USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    IF policy ? 'mask_placeholder' THEN
+        IF jsonb_typeof(policy -> 'mask_placeholder') <> 'string' THEN
+            RAISE EXCEPTION 'threadline: policy "mask_placeholder" must be a string' USING ERRCODE = '22023',
+                HINT = 'The correct format looks like {"mask_placeholder": "[REDACTED]"}.';
+        END IF;
+        v_placeholder := policy ->> 'mask_placeholder';
+        IF v_placeholder = '' OR char_length(v_placeholder) > 200 OR v_placeholder ~ '[[:cntrl:]]' THEN
+            RAISE EXCEPTION 'threadline: policy "mask_placeholder" must be 1 to 200 characters without control characters'
+                USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    IF policy ? 'changed_from' THEN
+        IF jsonb_typeof(policy -> 'changed_from') <> 'boolean' THEN
+            RAISE EXCEPTION 'threadline: policy "changed_from" must be true or false' USING ERRCODE = '22023',
+                HINT = 'The correct format looks like {"changed_from": false}.';
+        END IF;
+        v_changed_from := (policy -> 'changed_from')::boolean;
+    END IF;
+    SELECT string_agg(format('%I', c), ', ') INTO v_missing
+      FROM unnest(v_exclude || v_mask || v_ignore || coalesce(v_pk, '{}')) c
+     WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                        WHERE a.attrelid = rel AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'threadline: % has no column %', rel, v_missing USING ERRCODE = '42703';
+    END IF;
+    IF v_exclude && v_mask THEN
+        RAISE EXCEPTION 'threadline: policy for % both masks and excludes %', rel,
+            (SELECT string_agg(c, ', ') FROM unnest(v_exclude) c WHERE c = ANY (v_mask))
+            USING ERRCODE = '22023', HINT = 'Exclude a column to keep nothing of it, or mask it to keep only the fact that it changed; not both.';
+    END IF;
+    RETURN jsonb_build_object(
+        'exclude', to_jsonb(v_exclude),
+        'mask', to_jsonb(v_mask),
+        'mask_placeholder', v_placeholder,
+        'ignore_changes', to_jsonb(v_ignore),
+        'primary_key', to_jsonb(v_pk),
+        'changed_from', v_changed_from);
+END
+$$;
+
+-- The key columns capture identifies rows by: the policy's primary_key, which a
+-- unique index over non-null columns must back, or the table's primary key.
+CREATE FUNCTION threadline.key_columns(rel regclass, policy jsonb) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_pk text[];
+    v_candidate text;
+    v_bad text;
+    v_redacted text[] := threadline.policy_columns(policy, 'mask') || threadline.policy_columns(policy, 'exclude');
+BEGIN
+    IF jsonb_typeof(policy -> 'primary_key') = 'array' THEN
+        v_pk := ARRAY(SELECT jsonb_array_elements_text(policy -> 'primary_key'));
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_index i
+             WHERE i.indrelid = rel AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+               AND i.indexprs IS NULL AND i.indimmediate AND i.indnkeyatts = cardinality(v_pk)
+               AND (SELECT array_agg(a.attname::text ORDER BY a.attname)
+                      FROM pg_attribute a
+                     WHERE a.attrelid = rel AND a.attnum = ANY (i.indkey[0:i.indnkeyatts - 1]) AND a.attnotnull)
+                   = (SELECT array_agg(x ORDER BY x) FROM unnest(v_pk) x)) THEN
+            RAISE EXCEPTION 'threadline: no unique index of % covers exactly the key (%) over NOT NULL columns', rel, array_to_string(v_pk, ', ')
+                USING ERRCODE = '22023',
+                      HINT = 'Create a unique, non-partial index on those columns and make them NOT NULL, or name the columns of an existing one.';
+        END IF;
+    ELSE
+        SELECT array_agg(a.attname::text ORDER BY k.n) INTO v_pk
+          FROM pg_index i
+          CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, n)
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+         WHERE i.indrelid = rel AND i.indisprimary;
+        IF v_pk IS NULL THEN
+            SELECT format('%s (%s)', i.indexrelid::regclass,
+                          (SELECT string_agg(format('"%s"', a.attname), ', ' ORDER BY k.n)
+                             FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, n)
+                             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum))
+              INTO v_candidate
+              FROM pg_index i
+             WHERE i.indrelid = rel AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+               AND i.indexprs IS NULL AND i.indimmediate
+               AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                                WHERE a.attrelid = rel AND a.attnum = ANY (i.indkey[0:i.indnkeyatts - 1]) AND NOT a.attnotnull)
+             LIMIT 1;
+            RAISE EXCEPTION 'threadline: % has no primary key', rel USING ERRCODE = '22023',
+                DETAIL = CASE WHEN v_candidate IS NULL THEN 'No unique index over NOT NULL columns could stand in for one.'
+                              ELSE 'The unique index ' || v_candidate || ' could identify its rows.' END,
+                HINT = 'Add a primary key, or name the key columns in the policy: {"primary_key": ["column"]}.';
+        END IF;
+    END IF;
+    IF v_pk && v_redacted THEN
+        RAISE EXCEPTION 'threadline: key column % of % cannot be masked or excluded',
+            (SELECT string_agg(c, ', ') FROM unnest(v_pk) c WHERE c = ANY (v_redacted)), rel
+            USING ERRCODE = '22023', HINT = 'Redacting a key column would erase which row changed.';
+    END IF;
+    SELECT string_agg(format('%I (%s)', a.attname, format_type(a.atttypid, a.atttypmod)), ', ') INTO v_bad
+      FROM pg_attribute a
+      JOIN pg_type t ON t.oid = a.atttypid
+      LEFT JOIN pg_type b ON b.oid = t.typbasetype
+     WHERE a.attrelid = rel AND a.attname = ANY (v_pk)
+       AND NOT (coalesce(b.typtype, t.typtype) = 'e'
+                OR coalesce(b.typname, t.typname) IN ('int2', 'int4', 'int8', 'text', 'varchar', 'bpchar', 'citext',
+                                                      'uuid', 'date', 'timestamp'));
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'threadline: key column % of % has a type capture cannot render stably', v_bad, rel
+            USING ERRCODE = '22023',
+                  HINT = 'Key columns may be integers, text, uuid, date, timestamp (without time zone) or enums.';
+    END IF;
+    RETURN v_pk;
+END
+$$;
+
+-- SQL of a jsonb object over the given columns of a transition-table row `alias`,
+-- with masked columns replaced by the placeholder. Chunks of 50 pairs keep under
+-- the 100-argument limit of jsonb_build_object.
+CREATE FUNCTION threadline.image_sql(alias text, cols text[], mask text[], placeholder text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(string_agg(chunk, ' || '), '''{}''::jsonb')
+      FROM (SELECT 'jsonb_build_object(' || string_agg(
+                       CASE WHEN c = ANY (mask) THEN format('%L, %L::text', c, placeholder)
+                            ELSE format('%L, %I.%I', c, alias, c) END, ', ' ORDER BY n) || ')' AS chunk
+              FROM unnest(cols) WITH ORDINALITY AS x(c, n)
+             GROUP BY (n - 1) / 50
+             ORDER BY (n - 1) / 50) chunks;
+$$;
+
+-- SQL of the table_pk object of a transition-table row: each key column rendered as
+-- text the way to_jsonb renders it, whatever the session's DateStyle or TimeZone.
+CREATE FUNCTION threadline.key_sql(rel regclass, alias text, key_cols text[]) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'jsonb_build_object(' || string_agg(
+               CASE WHEN coalesce(b.typname, t.typname) IN ('int2', 'int4', 'int8', 'text', 'varchar', 'uuid', 'citext')
+                    THEN format('%L, %I.%I::text', k.c, alias, k.c)
+                    ELSE format('%L, to_jsonb(%I.%I) #>> ''{}''', k.c, alias, k.c) END, ', ' ORDER BY k.n) || ')'
+      FROM unnest(key_cols) WITH ORDINALITY AS k(c, n)
+      JOIN pg_attribute a ON a.attrelid = rel AND a.attname = k.c
+      JOIN pg_type t ON t.oid = a.atttypid
+      LEFT JOIN pg_type b ON b.oid = t.typbasetype;
+$$;
+
+-- SQL that tells whether a column differs between new row n and old row o: a typed
+-- IS DISTINCT FROM, or a text comparison for types without equality (json, point...).
+CREATE FUNCTION threadline.differs_sql(rel regclass, col text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_type text;
+BEGIN
+    SELECT format_type(a.atttypid, a.atttypmod) INTO v_type
+      FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = col;
+    BEGIN
+        EXECUTE format('SELECT NULL::%s IS DISTINCT FROM NULL::%s', v_type, v_type);
+        RETURN format('n.%I IS DISTINCT FROM o.%I', col, col);
+    EXCEPTION WHEN undefined_function THEN
+        RETURN format('n.%I::text IS DISTINCT FROM o.%I::text', col, col);
+    END;
+END
+$$;
+
+-- (Re)creates the capture function of an audited table from its stored policy and
+-- the table's current columns, and the statement-level triggers on the table and on
+-- every partition below it.
+CREATE FUNCTION threadline.generate_capture(rel regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r threadline.audited_tables;
+    v_cols text[];
+    v_exclude text[];
+    v_mask text[];
+    v_ignore text[];
+    v_compared text[];
+    v_placeholder text;
+    v_changed_from boolean;
+    v_key_join text;
+    v_key_new text;
+    v_key_old text;
+    v_differs text[];
+    v_changed text;
+    v_unchanged text;
+    v_any_change text;
+    v_cf text;
+    v_body text;
+    v_node regclass;
+BEGIN
+    SELECT * INTO r FROM threadline.audited_tables t WHERE t.relid = rel;
+    v_exclude := threadline.policy_columns(r.policy, 'exclude');
+    v_mask := threadline.policy_columns(r.policy, 'mask');
+    v_ignore := threadline.policy_columns(r.policy, 'ignore_changes');
+    v_placeholder := r.policy ->> 'mask_placeholder';
+    v_changed_from := (r.policy -> 'changed_from')::boolean;
+    v_cols := ARRAY(SELECT a.attname::text FROM pg_attribute a
+                     WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
+                       AND NOT a.attname = ANY (v_exclude)
+                     ORDER BY a.attnum);
+    v_compared := ARRAY(SELECT c FROM unnest(v_cols) c WHERE NOT c = ANY (v_ignore) ORDER BY c);
+    v_key_join := (SELECT string_agg(format('n.%I = o.%I', k, k), ' AND ') FROM unnest(r.key_columns) k);
+    v_key_new := threadline.key_sql(rel, 'n', r.key_columns);
+    v_key_old := threadline.key_sql(rel, 'o', r.key_columns);
+    v_differs := ARRAY(SELECT threadline.differs_sql(rel, c) FROM unnest(v_compared) c ORDER BY c);
+    IF cardinality(v_compared) = 0 THEN
+        v_changed := '''{}''::text[]';
+        v_unchanged := '''{}''::text[]';
+        v_any_change := 'false';
+    ELSE
+        v_changed := 'array_remove(ARRAY[' || (SELECT string_agg(format('CASE WHEN %s THEN %L END', d, c), ', ' ORDER BY n)
+                         FROM unnest(v_differs, v_compared) WITH ORDINALITY AS x(d, c, n)) || ']::text[], NULL)';
+        v_unchanged := 'array_remove(ARRAY[' || (SELECT string_agg(format('CASE WHEN NOT (%s) THEN %L END', d, c), ', ' ORDER BY n)
+                         FROM unnest(v_differs, v_compared) WITH ORDINALITY AS x(d, c, n)) || ']::text[], NULL)';
+        v_any_change := (SELECT string_agg('(' || d || ')', ' OR ') FROM unnest(v_differs) d);
+    END IF;
+    IF v_changed_from THEN
+        v_cf := format('(%s) - %s', threadline.image_sql('o', v_compared, v_mask, v_placeholder), v_unchanged);
+    ELSE
+        v_cf := 'NULL::jsonb';
+    END IF;
+
+    v_body := format($f$
+DECLARE
+    v_at timestamptz := clock_timestamp();
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, data, captured_at)
+        SELECT (SELECT threadline.transaction_for_capture()), %1$L, %2$L, %3$s, 'insert', %5$s, v_at FROM threadline_new n;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, data, captured_at)
+        SELECT (SELECT threadline.transaction_for_capture()), %1$L, %2$L, %4$s, 'delete', %6$s, v_at FROM threadline_old o;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO threadline.audit_changes
+            (transaction_id, table_schema, table_name, table_pk, op, data, changed_fields, changed_from, from_update, captured_at)
+        SELECT (SELECT threadline.transaction_for_capture()), %1$L, %2$L,
+               CASE WHEN n.%7$I IS NULL THEN %4$s ELSE %3$s END,
+               CASE WHEN n.%7$I IS NULL THEN 'delete' WHEN o.%7$I IS NULL THEN 'insert' ELSE 'update' END,
+               CASE WHEN n.%7$I IS NULL THEN %6$s ELSE %5$s END,
+               CASE WHEN n.%7$I IS NOT NULL AND o.%7$I IS NOT NULL THEN %9$s END,
+               CASE WHEN n.%7$I IS NOT NULL AND o.%7$I IS NOT NULL THEN %10$s END,
+               n.%7$I IS NULL OR o.%7$I IS NULL,
+               v_at
+          FROM threadline_new n FULL JOIN threadline_old o ON %8$s
+         WHERE n.%7$I IS NULL OR o.%7$I IS NULL OR %11$s;
+    ELSE
+        INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, data, captured_at)
+        VALUES (threadline.transaction_for_capture(), %1$L, %2$L, '{}', 'truncate',
+                CASE WHEN TG_RELID <> %12$s THEN jsonb_build_object('partition', format('%%I.%%I', TG_TABLE_SCHEMA, TG_TABLE_NAME)) END,
+                v_at);
+    END IF;
+    RETURN NULL;
+END
+$f$,
+        r.table_schema, r.table_name, v_key_new, v_key_old,
+        threadline.image_sql('n', v_cols, v_mask, v_placeholder),
+        threadline.image_sql('o', v_cols, v_mask, v_placeholder),
+        r.key_columns[1], v_key_join, v_changed, v_cf, v_any_change, rel::oid);
+
+    EXECUTE format('CREATE OR REPLACE FUNCTION threadline.%I() RETURNS trigger LANGUAGE plpgsql '
+                   'SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L', r.function_name, v_body);
+    EXECUTE format('COMMENT ON FUNCTION threadline.%I() IS %L', r.function_name,
+                   format('Threadline capture for %I.%I; generated by threadline.audit_table, do not edit', r.table_schema, r.table_name));
+    EXECUTE format('REVOKE ALL ON FUNCTION threadline.%I() FROM PUBLIC', r.function_name);
+
+    FOR v_node IN SELECT rel UNION SELECT t.relid FROM pg_partition_tree(rel) t LOOP
+        PERFORM threadline.attach_triggers(v_node, r.function_name);
+    END LOOP;
+    PERFORM threadline.detach_stray_triggers(rel, r.function_name);
+END
+$$;
+
+-- Creates or replaces the capture triggers of one table (or partition). TRUNCATE is
+-- caught on tables that hold rows only: truncating a partitioned table fires the
+-- trigger of each partition it empties.
+CREATE FUNCTION threadline.attach_triggers(rel regclass, function_name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('CREATE OR REPLACE TRIGGER threadline_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS threadline_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION threadline.%I()', rel, function_name);
+    EXECUTE format('CREATE OR REPLACE TRIGGER threadline_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS threadline_old '
+                   'NEW TABLE AS threadline_new FOR EACH STATEMENT EXECUTE FUNCTION threadline.%I()', rel, function_name);
+    EXECUTE format('CREATE OR REPLACE TRIGGER threadline_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS threadline_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION threadline.%I()', rel, function_name);
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = rel) = 'r' THEN
+        EXECUTE format('CREATE OR REPLACE TRIGGER threadline_truncate AFTER TRUNCATE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION threadline.%I()', rel, function_name);
+    ELSIF EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgrelid = rel AND tg.tgname = 'threadline_truncate') THEN
+        EXECUTE format('DROP TRIGGER threadline_truncate ON %s', rel);
+    END IF;
+END
+$$;
+
+-- Drops the capture triggers that call an audited table's function from tables that
+-- are no longer in its partition tree (a detached partition).
+CREATE FUNCTION threadline.detach_stray_triggers(rel regclass, function_name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_trigger record;
+BEGIN
+    FOR v_trigger IN
+        SELECT tg.tgrelid::regclass AS target, tg.tgname
+          FROM pg_trigger tg
+         WHERE tg.tgfoid = format('threadline.%I()', function_name)::regprocedure
+           AND tg.tgrelid <> rel AND tg.tgrelid NOT IN (SELECT t.relid FROM pg_partition_tree(rel) t)
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.target);
+    END LOOP;
+END
+$$;
+
+-- Column number -> name of a table, to follow renames later.
+CREATE FUNCTION threadline.column_snapshot(rel regclass) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(jsonb_object_agg(a.attnum::text, a.attname), '{}')
+      FROM pg_attribute a
+     WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped;
+$$;
+
+-- The deployed policy of an audited table, with the key columns in use, for drift
+-- checks; null when the table is not audited.
+CREATE FUNCTION threadline.table_policy(target regclass) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT t.policy || jsonb_build_object('primary_key', to_jsonb(t.key_columns))
+      FROM threadline.audited_tables t
+     WHERE t.relid = threadline.resolve_table(target);
+$$;
+
+-- Starts (or updates) the capture of a table with a policy. Keys of the policy:
+--   exclude          columns never stored
+--   mask             columns stored only as the placeholder
+--   mask_placeholder the placeholder, default [REDACTED]
+--   ignore_changes   columns whose changes alone are not recorded
+--   primary_key      key columns, default the table's primary key
+--   changed_from     keep the prior values of changed columns, default true
+-- Running it again replaces the policy in the same transaction: no write is missed.
+-- Returns the deployed policy.
+CREATE FUNCTION threadline.audit_table(target regclass, policy jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_rel regclass := threadline.resolve_table(target);
+    v_schema text;
+    v_table text;
+    v_policy jsonb;
+    v_keys text[];
+    v_function text;
+BEGIN
+    SELECT n.nspname, c.relname INTO v_schema, v_table
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    IF v_schema = 'threadline' THEN
+        RAISE EXCEPTION 'threadline: % is a Threadline table and cannot be audited', v_rel USING ERRCODE = '22023',
+            HINT = 'Auditing the audit tables would record every capture again, without end.';
+    END IF;
+    IF (SELECT c.relispartition FROM pg_class c WHERE c.oid = v_rel) THEN
+        RAISE EXCEPTION 'threadline: % is a partition; audit its partitioned table', v_rel USING ERRCODE = '22023',
+            HINT = 'Auditing the parent captures writes to every partition, present and future, under the parent''s name.';
+    END IF;
+    v_policy := threadline.normalize_policy(v_rel, policy);
+    v_keys := threadline.key_columns(v_rel, v_policy);
+    SELECT t.function_name INTO v_function FROM threadline.audited_tables t WHERE t.relid = v_rel;
+    IF v_function IS NULL THEN
+        v_function := format('capture_%s_%s', left(v_table, 40), left(md5(v_schema || '.' || v_table), 12));
+        INSERT INTO threadline.audited_tables (table_schema, table_name, relid, policy, key_columns, columns, function_name)
+        VALUES (v_schema, v_table, v_rel, v_policy, v_keys, threadline.column_snapshot(v_rel), v_function);
+    ELSE
+        UPDATE threadline.audited_tables
+           SET policy = v_policy, key_columns = v_keys, columns = threadline.column_snapshot(v_rel), updated_at = now()
+         WHERE relid = v_rel;
+    END IF;
+    PERFORM threadline.generate_capture(v_rel);
+    RETURN threadline.table_policy(v_rel);
+END
+$$;
+
+-- Stops the capture of a table. Its audit rows stay.
+CREATE FUNCTION threadline.unaudit_table(target regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_rel regclass := threadline.resolve_table(target);
+    v_function text;
+BEGIN
+    DELETE FROM threadline.audited_tables t WHERE t.relid = v_rel RETURNING t.function_name INTO v_function;
+    IF v_function IS NULL THEN
+        RAISE EXCEPTION 'threadline: % is not audited', v_rel USING ERRCODE = '22023';
+    END IF;
+    EXECUTE format('DROP FUNCTION threadline.%I() CASCADE', v_function);
+END
+$$;
+
+---------------------------------------------------------------------------------------
+-- Schema changes: keep each audited table's capture in step with its shape.
+---------------------------------------------------------------------------------------
+
+-- The capture function an audited table or one of its partitions calls, or null.
+CREATE FUNCTION threadline.audited_function_of(rel oid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT t.function_name
+      FROM pg_trigger tg
+      JOIN pg_proc p ON p.oid = tg.tgfoid AND p.pronamespace = 'threadline'::regnamespace
+      JOIN threadline.audited_tables t ON t.function_name = p.proname
+     WHERE tg.tgrelid = rel AND tg.tgname = 'threadline_insert';
+$$;
+
+-- Brings an audited table's stored policy up to date with its current shape (renamed
+-- table, renamed or dropped columns) and regenerates its capture. A masked or
+-- excluded column that is renamed stays masked or excluded under its new name; one
+-- that is dropped stays in the policy, so a column added later under its name is
+-- redacted too.
+CREATE FUNCTION threadline.refresh_capture(function_name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r threadline.audited_tables;
+    v_rel regclass;
+    v_now jsonb;
+    v_names text[];
+    v_policy jsonb;
+    v_key text;
+    v_renamed jsonb := '{}';
+    v_old text;
+    v_attnum text;
+    v_lost text;
+BEGIN
+    SELECT * INTO r FROM threadline.audited_tables t WHERE t.function_name = refresh_capture.function_name;
+    -- the root table: the stored one, or after a restore (new oids) the one table
+    -- outside a partition tree whose triggers call this function
+    SELECT tg.tgrelid INTO v_rel
+      FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
+     WHERE tg.tgfoid = format('threadline.%I()', r.function_name)::regprocedure
+       AND tg.tgname = 'threadline_insert' AND NOT c.relispartition
+     ORDER BY tg.tgrelid = r.relid DESC, c.relkind = 'p' DESC
+     LIMIT 1;
+    v_now := threadline.column_snapshot(v_rel);
+    v_names := ARRAY(SELECT value FROM jsonb_each_text(v_now));
+    v_policy := r.policy;
+    IF v_rel = r.relid THEN
+        -- a name in the snapshot that is gone while its column number carries another
+        -- name now was renamed
+        FOR v_attnum, v_old IN SELECT key, value FROM jsonb_each_text(r.columns) LOOP
+            IF NOT v_old = ANY (v_names) AND v_now ? v_attnum THEN
+                v_renamed := v_renamed || jsonb_build_object(v_old, v_now ->> v_attnum);
+            END IF;
+        END LOOP;
+    ELSE
+        -- restored into new oids: column numbers may differ, so renames cannot be told
+        -- from drops; refuse rather than guess about a redacted column
+        SELECT string_agg(format('%I', c), ', ') INTO v_lost
+          FROM unnest(threadline.policy_columns(v_policy, 'exclude') || threadline.policy_columns(v_policy, 'mask')) c
+         WHERE NOT c = ANY (v_names)
+           AND EXISTS (SELECT 1 FROM jsonb_each_text(r.columns) s WHERE s.value = c);
+        IF v_lost IS NOT NULL THEN
+            RAISE EXCEPTION 'threadline: cannot tell what became of redacted column % of %', v_lost, v_rel
+                USING ERRCODE = '55000',
+                      HINT = format('Run SELECT threadline.audit_table(%L, <policy>) with the current column names first.', v_rel::text);
+        END IF;
+    END IF;
+    FOREACH v_key IN ARRAY ARRAY['exclude', 'mask', 'ignore_changes'] LOOP
+        v_policy := jsonb_set(v_policy, ARRAY[v_key], to_jsonb(ARRAY(
+            SELECT DISTINCT coalesce(v_renamed ->> c, c)
+              FROM unnest(threadline.policy_columns(v_policy, v_key)) c
+             ORDER BY 1)));
+    END LOOP;
+    IF jsonb_typeof(v_policy -> 'primary_key') = 'array' THEN
+        v_policy := jsonb_set(v_policy, '{primary_key}', to_jsonb(ARRAY(
+            SELECT coalesce(v_renamed ->> c, c)
+              FROM jsonb_array_elements_text(v_policy -> 'primary_key') WITH ORDINALITY AS x(c, n) ORDER BY n)));
+    END IF;
+    UPDATE threadline.audited_tables t
+       SET table_schema = n.nspname, table_name = c.relname, relid = v_rel, policy = v_policy,
+           key_columns = threadline.key_columns(v_rel, v_policy), columns = v_now, updated_at = now()
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = v_rel AND t.function_name = r.function_name;
+    PERFORM threadline.generate_capture(v_rel);
+END
+$$;
+
+-- Refreshes an audited table by name, for installs without the event triggers: run it
+-- after each ALTER TABLE of an audited table.
+CREATE FUNCTION threadline.refresh_table(target regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_function text := threadline.audited_function_of(threadline.resolve_table(target));
+BEGIN
+    IF v_function IS NULL THEN
+        RAISE EXCEPTION 'threadline: % is not audited', target USING ERRCODE = '22023';
+    END IF;
+    PERFORM threadline.refresh_capture(v_function);
+END
+$$;
+
+-- ddl_command_end: after ALTER TABLE or CREATE TABLE, refresh every audited table the
+-- command touched, directly or as the ancestor of a new or attached partition.
+CREATE FUNCTION threadline.on_ddl_command_end() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_function text;
+BEGIN
+    FOR v_function IN
+        SELECT DISTINCT f.name
+          FROM pg_event_trigger_ddl_commands() cmd
+          CROSS JOIN LATERAL (SELECT cmd.objid AS relid
+                              UNION ALL
+                              SELECT a.relid FROM pg_partition_ancestors(cmd.objid) a) touched
+          CROSS JOIN LATERAL (SELECT threadline.audited_function_of(touched.relid) AS name) f
+         WHERE cmd.classid = 'pg_class'::regclass AND cmd.object_type IN ('table', 'table column')
+           AND f.name IS NOT NULL
+    LOOP
+        PERFORM threadline.refresh_capture(v_function);
+    END LOOP;
+END
+$$;
+
+-- sql_drop: forget the policy and function of a dropped audited table.
+CREATE FUNCTION threadline.on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_function text;
+BEGIN
+    FOR v_function IN
+        DELETE FROM threadline.audited_tables t
+         USING pg_event_trigger_dropped_objects() d
+         WHERE d.object_type = 'table'
+           AND (d.objid = t.relid OR (d.schema_name = t.table_schema AND d.object_name = t.table_name))
+        RETURNING t.function_name
+    LOOP
+        EXECUTE format('DROP FUNCTION IF EXISTS threadline.%I() CASCADE', v_function);
+    END LOOP;
+END
+$$;
+
+DO $$
+BEGIN
+    CREATE EVENT TRIGGER threadline_ddl_command_end ON ddl_command_end
+        WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
+        EXECUTE FUNCTION threadline.on_ddl_command_end();
+    CREATE EVENT TRIGGER threadline_sql_drop ON sql_drop
+        WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+        EXECUTE FUNCTION threadline.on_sql_drop();
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE WARNING 'threadline: only a superuser can create the event triggers that follow schema changes of audited tables'
+        USING HINT = 'Install as a superuser, or run SELECT threadline.refresh_table(''schema.table'') after each ALTER TABLE of an audited table.';
+END
+$$;
+
+---------------------------------------------------------------------------------------
+-- Privileges: applications write audited tables and call the context functions; the
+-- audit tables themselves are closed to them.
+---------------------------------------------------------------------------------------
+
+REVOKE ALL ON SCHEMA threadline FROM PUBLIC;
+GRANT USAGE ON SCHEMA threadline TO PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA threadline FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA threadline FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    threadline.begin_audit(jsonb),
+    threadline.set_actor(jsonb),
+    threadline.record_action(jsonb),
+    threadline.current_transaction_id(),
+    threadline.validate_actor(jsonb),
+    threadline.validate_label(text, jsonb)
+TO PUBLIC;

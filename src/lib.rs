@@ -1,0 +1,1 @@
+//! Integration tests, examples and migrations of the Threadline workspace.

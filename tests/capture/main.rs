@@ -1,0 +1,13 @@
+//! Capture: the schema install, the SQL table API and what the triggers record.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod install;
+mod keys;
+mod partitions;
+mod policy;
+mod privileges;
+mod redaction;
+mod schema_changes;
+mod semantics;

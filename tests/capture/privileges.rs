@@ -1,0 +1,137 @@
+use diesel::sql_types::{BigInt, Text};
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, sql_query};
+use serde_json::json;
+use threadline::testing::APP_ROLE;
+
+use crate::support::{changes, exec, exec_err, setup, transactions};
+
+#[test]
+fn an_application_role_writes_audited_tables_but_cannot_touch_the_trail() {
+    let (db, mut admin) = setup();
+    let app_url = db.app_url().unwrap();
+    exec(
+        &mut admin,
+        &format!(
+            r#"CREATE TABLE posts (id int PRIMARY KEY, title text, secret text);
+               SELECT threadline.audit_table('posts', '{{"exclude": ["secret"]}}');
+               GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON posts TO {APP_ROLE};"#
+        ),
+    );
+    let mut app = PgConnection::establish(&app_url).unwrap();
+    exec(
+        &mut app,
+        r#"BEGIN;
+           SELECT threadline.set_actor('{"type": "user", "id": "5"}');
+           INSERT INTO posts VALUES (1, 'by the app', 'hidden');
+           UPDATE posts SET title = 'edited';
+           COMMIT;
+           DELETE FROM posts;"#,
+    );
+    assert_eq!(changes(&mut admin).len(), 3);
+    assert_eq!(
+        transactions(&mut admin)[0].actor,
+        Some(json!({"type": "user", "id": "5"}))
+    );
+
+    for sql in [
+        "SELECT * FROM threadline.audit_changes",
+        "SELECT * FROM threadline.audit_transactions",
+        "SELECT * FROM threadline.audit_actions",
+        "SELECT * FROM threadline.audited_tables",
+        "INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, captured_at)
+             VALUES (1, 'public', 'posts', '{}', 'insert', now())",
+        "UPDATE threadline.audit_changes SET data = '{}'",
+        "DELETE FROM threadline.audit_changes",
+        "UPDATE threadline.audit_transactions SET actor = NULL",
+        "TRUNCATE threadline.audit_changes",
+        "SELECT threadline.unaudit_table('posts')",
+        "SELECT threadline.audit_table('posts', '{}')",
+        "SELECT threadline.require_actor(false)",
+        "SELECT threadline.transaction_for_capture()",
+    ] {
+        let message = exec_err(&mut app, sql);
+        assert!(message.contains("permission denied"), "{sql}: {message}");
+    }
+    assert_eq!(changes(&mut admin).len(), 3, "the trail is intact");
+}
+
+#[test]
+fn the_application_role_is_no_superuser_and_owns_nothing_in_threadline() {
+    let (db, mut admin) = setup();
+    let _ = db.app_url().unwrap();
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let owned: Count = sql_query(format!(
+        "SELECT count(*) AS n FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+          WHERE c.relnamespace = 'threadline'::regnamespace AND r.rolname = '{APP_ROLE}'"
+    ))
+    .get_result(&mut admin)
+    .unwrap();
+    assert_eq!(owned.n, 0);
+    let superuser: Count = sql_query(format!(
+        "SELECT count(*) AS n FROM pg_roles WHERE rolname = '{APP_ROLE}' AND rolsuper"
+    ))
+    .get_result(&mut admin)
+    .unwrap();
+    assert_eq!(superuser.n, 0);
+}
+
+#[test]
+fn every_threadline_function_runs_with_a_fixed_search_path() {
+    let (_db, mut conn) = setup();
+    exec(
+        &mut conn,
+        "CREATE TABLE posts (id int PRIMARY KEY); SELECT threadline.audit_table('posts');",
+    );
+    #[derive(QueryableByName, Debug)]
+    struct Loose {
+        #[diesel(sql_type = Text)]
+        proname: String,
+    }
+    let loose: Vec<String> = sql_query(
+        "SELECT proname::text FROM pg_proc
+          WHERE pronamespace = 'threadline'::regnamespace
+            AND NOT coalesce(proconfig, '{}') @> ARRAY['search_path=pg_catalog, pg_temp']",
+    )
+    .load::<Loose>(&mut conn)
+    .unwrap()
+    .into_iter()
+    .map(|l| l.proname)
+    .collect();
+    assert!(loose.is_empty(), "functions without a fixed search_path: {loose:?}");
+}
+
+#[test]
+fn a_hostile_search_path_cannot_redirect_capture() {
+    let (db, mut admin) = setup();
+    let app_url = db.app_url().unwrap();
+    exec(
+        &mut admin,
+        &format!(
+            "CREATE TABLE posts (id int PRIMARY KEY, title text);
+             SELECT threadline.audit_table('posts');
+             GRANT INSERT ON posts TO {APP_ROLE};"
+        ),
+    );
+    let mut app = PgConnection::establish(&app_url).unwrap();
+    exec(
+        &mut app,
+        "CREATE FUNCTION public.clock_timestamp() RETURNS timestamptz LANGUAGE sql AS $$ SELECT '2000-01-01'::timestamptz $$;
+         SET search_path = public, pg_catalog;
+         INSERT INTO posts VALUES (1, 'real');",
+    );
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let forged: Count =
+        sql_query("SELECT count(*) AS n FROM threadline.audit_changes WHERE captured_at < '2001-01-01'")
+            .get_result(&mut admin)
+            .unwrap();
+    assert_eq!(forged.n, 0, "capture used the caller's clock_timestamp()");
+    assert_eq!(changes(&mut admin).len(), 1);
+}

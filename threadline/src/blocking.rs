@@ -1,0 +1,69 @@
+//! The audited write path on a blocking [`diesel::PgConnection`], for scripts, the CLI
+//! and apps on r2d2. Same semantics as the async functions at the crate root.
+
+use diesel::sql_types::Jsonb;
+use diesel::{Connection, PgConnection, RunQueryDsl, sql_query};
+
+use crate::write::{BEGIN_AUDIT, CURRENT_TRANSACTION, IdRow, RECORD_ACTION};
+use crate::{Action, AuditContext, Audited, Error};
+
+/// A body's error or Threadline's own, kept apart inside the transaction.
+enum Failure<E> {
+    Body(E),
+    Audit(Error),
+}
+
+impl<E> From<diesel::result::Error> for Failure<E> {
+    fn from(error: diesel::result::Error) -> Self {
+        Failure::Audit(Error::Database(error))
+    }
+}
+
+/// Runs `body` in one database transaction that carries `ctx` to the capture triggers;
+/// the blocking twin of [`crate::transaction`].
+///
+/// ```no_run
+/// # fn demo(conn: &mut diesel::PgConnection) -> Result<(), threadline::Error> {
+/// use diesel::RunQueryDsl;
+/// use threadline::{ActorRef, AuditContext};
+///
+/// let ctx = AuditContext::new().with_actor(ActorRef::system("nightly-cleanup")?);
+/// let audited = threadline::blocking::transaction(conn, &ctx, |conn| {
+///     diesel::sql_query("DELETE FROM sessions WHERE expired").execute(conn)?;
+///     Ok::<_, threadline::Error>(())
+/// })?;
+/// # Ok(()) }
+/// ```
+pub fn transaction<T, E, F>(conn: &mut PgConnection, ctx: &AuditContext, body: F) -> Result<Audited<T>, E>
+where
+    F: FnOnce(&mut PgConnection) -> Result<T, E>,
+    E: From<Error>,
+{
+    let context = ctx.to_json()?;
+    let outcome = conn.transaction::<_, Failure<E>, _>(|conn| {
+        let action_id = sql_query(BEGIN_AUDIT)
+            .bind::<Jsonb, _>(&context)
+            .get_result::<IdRow>(conn)?
+            .id;
+        let value = body(conn).map_err(Failure::Body)?;
+        let transaction_id = sql_query(CURRENT_TRANSACTION).get_result::<IdRow>(conn)?.id;
+        Ok(Audited {
+            value,
+            transaction_id,
+            action_id,
+        })
+    });
+    outcome.map_err(|failure| match failure {
+        Failure::Body(error) => error,
+        Failure::Audit(error) => E::from(error),
+    })
+}
+
+/// Records an action on its own; the blocking twin of [`crate::record_action`].
+pub fn record_action(conn: &mut PgConnection, ctx: &AuditContext, action: &Action) -> Result<i64, Error> {
+    let json = ctx.action_json(action)?;
+    let row = sql_query(RECORD_ACTION)
+        .bind::<Jsonb, _>(&json)
+        .get_result::<IdRow>(conn)?;
+    Ok(row.id.expect("threadline.record_action returns an id"))
+}

@@ -1,0 +1,49 @@
+//! Threadline: an embedded audit trail for Diesel and PostgreSQL.
+//!
+//! Threadline has three layers:
+//!
+//! - **Capture.** PostgreSQL triggers record every row change of an audited table in
+//!   `threadline.audit_changes`, grouped by database transaction in
+//!   `threadline.audit_transactions`, whatever wrote it: Diesel, raw SQL, psql, a migration.
+//!   Install the schema with the migration in [`schema::INSTALL_SQL`] (or [`schema::install`]),
+//!   then audit a table from a migration:
+//!   `SELECT threadline.audit_table('public.posts', '{"mask": ["email"]}');`
+//! - **Context.** The application names who acted, in which request, and why, for the current
+//!   database transaction: [`transaction`] opens a transaction, hands an [`AuditContext`] to
+//!   the triggers through transaction-local settings and runs your code inside it.
+//! - **Investigation.** Typed reads, exports and the `threadline` command line (later releases).
+//!
+//! ```no_run
+//! # async fn demo(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), threadline::Error> {
+//! use threadline::{Action, ActorRef, AuditContext};
+//!
+//! let ctx = AuditContext::new()
+//!     .with_actor(ActorRef::user("42")?)
+//!     .with_request_id("req-7f3a")?
+//!     .with_action(Action::new("post_published")?);
+//! let audited = threadline::transaction(conn, &ctx, async |conn| {
+//!     diesel::sql_query("UPDATE posts SET published = true WHERE id = 1")
+//!         .execute(conn)
+//!         .await?;
+//!     Ok::<_, threadline::Error>(())
+//! })
+//! .await?;
+//! println!("audit transaction {:?}", audited.transaction_id);
+//! # Ok(()) }
+//! # use diesel_async::RunQueryDsl;
+//! ```
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod actor;
+pub mod blocking;
+mod context;
+mod error;
+pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod write;
+
+pub use actor::{ActorRef, ActorType};
+pub use context::{Action, ActionStatus, AuditContext, Source};
+pub use error::Error;
+pub use write::{Audited, record_action, transaction};

@@ -1,0 +1,320 @@
+//! Real PostgreSQL databases for tests, one per test, with Threadline installed.
+//!
+//! With `DATABASE_URL` set, databases are created on that server (the URL's role must
+//! be allowed to create databases). Without it, the first [`TestDatabase::new`] of a
+//! process starts a private throwaway server from the PostgreSQL binaries on the machine
+//! (`THREADLINE_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`, else `pg_config
+//! --bindir`), as the `postgres` OS user when running as root, with `fsync` off. The server
+//! and its files go away when the process exits.
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), threadline::Error> {
+//! use diesel::RunQueryDsl;
+//!
+//! let db = threadline::testing::TestDatabase::new()?;
+//! let mut conn = db.connect()?;
+//! diesel::sql_query("CREATE TABLE posts (id bigint PRIMARY KEY, title text)").execute(&mut conn)?;
+//! diesel::sql_query("SELECT threadline.audit_table('posts')").execute(&mut conn)?;
+//! # Ok(()) }
+//! ```
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection, RunQueryDsl, sql_query};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+use crate::Error;
+
+/// The login role [`TestDatabase::app_url`] connects as: no superuser, owns nothing.
+pub const APP_ROLE: &str = "threadline_app";
+
+/// A server that test databases are created on.
+struct Server {
+    /// A URL to a maintenance database of the server, as a role that creates databases.
+    admin_url: String,
+    /// Keeps the private server alive: its keeper stops it when this pipe closes, that is
+    /// when the process exits.
+    _keeper: Option<Mutex<ChildStdin>>,
+}
+
+static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn server() -> Result<&'static Server, Error> {
+    SERVER
+        .get_or_init(|| match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Ok(Server {
+                admin_url: url,
+                _keeper: None,
+            }),
+            _ => start_private_server(),
+        })
+        .as_ref()
+        .map_err(|message| Error::TestDatabase(message.clone()))
+}
+
+/// A fresh database with the Threadline schema installed, dropped when this value is.
+#[derive(Debug)]
+pub struct TestDatabase {
+    name: String,
+    url: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    /// Creates a database with a unique name and installs Threadline in it.
+    pub fn new() -> Result<Self, Error> {
+        let db = TestDatabase::empty()?;
+        crate::schema::install(&mut db.connect()?)?;
+        Ok(db)
+    }
+
+    /// Creates a database with a unique name and nothing installed.
+    pub fn empty() -> Result<Self, Error> {
+        let server = server()?;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "threadline_test_{}_{}_{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = PgConnection::establish(&server.admin_url)?;
+        sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin)?;
+        Ok(TestDatabase {
+            url: with_database(&server.admin_url, &name),
+            admin_url: server.admin_url.clone(),
+            name,
+        })
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A URL to the database as the server's administrative role.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A blocking connection as the administrative role.
+    pub fn connect(&self) -> Result<PgConnection, Error> {
+        Ok(PgConnection::establish(&self.url)?)
+    }
+
+    /// An async connection as the administrative role.
+    pub async fn connect_async(&self) -> Result<AsyncPgConnection, Error> {
+        Ok(AsyncPgConnection::establish(&self.url).await?)
+    }
+
+    /// A URL to the database as [`APP_ROLE`], an ordinary login role that may connect and
+    /// create tables in `public` but holds no other privilege: grant it what a test's app
+    /// role should have.
+    pub fn app_url(&self) -> Result<String, Error> {
+        let mut conn = self.connect()?;
+        conn.batch_execute(&format!(
+            "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+             GRANT CONNECT ON DATABASE \"{}\" TO {APP_ROLE};
+             GRANT USAGE, CREATE ON SCHEMA public TO {APP_ROLE};",
+            self.name
+        ))?;
+        Ok(with_user(&self.url, APP_ROLE))
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            let _ = sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).execute(&mut admin);
+        }
+    }
+}
+
+/// `url` with its database replaced by `database`, keeping any query string.
+fn with_database(url: &str, database: &str) -> String {
+    let (main, query) = url.split_once('?').map_or((url, None), |(m, q)| (m, Some(q)));
+    let authority_start = main.find("://").map_or(0, |i| i + 3);
+    let base = match main[authority_start..].find('/') {
+        Some(slash) => &main[..authority_start + slash],
+        None => main,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// `url` with its user replaced by `user` and any password dropped.
+fn with_user(url: &str, user: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let host_start = rest
+        .find('@')
+        .filter(|at| rest.find('/').is_none_or(|slash| at < &slash));
+    let host = host_start.map_or(rest, |at| &rest[at + 1..]);
+    format!("{}{user}@{host}", &url[..scheme_end])
+}
+
+/// The directory of the newest PostgreSQL server binaries on the machine.
+fn find_bindir() -> Result<PathBuf, String> {
+    if let Ok(dir) = std::env::var("THREADLINE_PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("postgres").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    let output = Command::new("pg_config").arg("--bindir").output().map_err(|_| {
+        "no PostgreSQL server binaries found: install PostgreSQL, set THREADLINE_PG_BIN, or set DATABASE_URL".to_owned()
+    })?;
+    let bin = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    if bin.join("initdb").exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "no initdb in {}: install the PostgreSQL server package, set THREADLINE_PG_BIN, or set DATABASE_URL",
+            bin.display()
+        ))
+    }
+}
+
+/// The uid and gid of the `postgres` OS user, read from `/etc/passwd`.
+fn postgres_user() -> Result<(u32, u32), String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").map_err(|e| format!("cannot read /etc/passwd: {e}"))?;
+    passwd
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&"postgres") && fields.len() > 3)
+                .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
+                .flatten()
+        })
+        .next()
+        .ok_or_else(|| {
+            "running as root needs a `postgres` OS user to run the private server; or set DATABASE_URL".to_owned()
+        })
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// Runs `program` as `owner` when given (the process is root).
+fn command_as(program: &Path, owner: Option<(u32, u32)>) -> Command {
+    let mut command = Command::new(program);
+    if let Some((uid, gid)) = owner {
+        command.uid(uid).gid(gid);
+    }
+    command
+}
+
+/// Stops the server and removes its directory when the test process closes stdin.
+const KEEPER: &str = r#"
+"$0/postgres" -D "$1/data" -p "$2" -k "$1" -c listen_addresses=127.0.0.1 \
+    -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
+    >"$1/postgres.log" 2>&1 &
+pid=$!
+cat >/dev/null
+kill -INT "$pid" 2>/dev/null
+wait "$pid"
+rm -rf "$1"
+"#;
+
+fn start_private_server() -> Result<Server, String> {
+    let bin = find_bindir()?;
+    let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    let owner = if root { Some(postgres_user()?) } else { None };
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = std::env::temp_dir().join(format!("threadline-pg-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot chown {}: {e}", dir.display()))?;
+    }
+    let initdb = command_as(&bin.join("initdb"), owner)
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+        .output()
+        .map_err(|e| format!("cannot run initdb: {e}"))?;
+    if !initdb.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&initdb.stderr)));
+    }
+    let port = free_port()?;
+    let mut keeper: Child = command_as(Path::new("/bin/sh"), owner)
+        .arg("-c")
+        .arg(KEEPER)
+        .arg(&bin)
+        .arg(&dir)
+        .arg(port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start postgres: {e}"))?;
+    let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if PgConnection::establish(&admin_url).is_ok() {
+            break;
+        }
+        let exited = keeper.try_wait().ok().flatten().is_some();
+        if exited || Instant::now() > deadline {
+            let mut log = String::new();
+            let _ = std::fs::File::open(dir.join("postgres.log")).and_then(|mut f| f.read_to_string(&mut log));
+            drop(keeper.stdin.take());
+            return Err(format!("the private PostgreSQL server did not start: {log}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Server {
+        admin_url,
+        _keeper: keeper.stdin.take().map(Mutex::new),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{with_database, with_user};
+
+    #[test]
+    fn urls_keep_everything_but_what_is_replaced() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/app?sslmode=disable", "t1"),
+            "postgres://u:p@h:5432/t1?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "t1"), "postgres://h/t1");
+        assert_eq!(
+            with_user("postgres://u:p@h:5432/app", "app"),
+            "postgres://app@h:5432/app"
+        );
+        assert_eq!(with_user("postgres://h/app", "app"), "postgres://app@h/app");
+    }
+}
