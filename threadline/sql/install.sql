@@ -186,15 +186,22 @@ END
 $$;
 
 -- Finds or creates the audit transaction row of the current transaction. Called by
--- the generated capture functions once per statement.
+-- the generated capture functions once per statement; it runs with their fixed
+-- search_path and is closed to everyone else.
 CREATE FUNCTION threadline.transaction_for_capture() RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
-    v_id bigint := threadline.current_transaction_id();
+    v_cached text := current_setting('threadline.transaction', true);
+    v_id bigint;
     v_actor jsonb;
 BEGIN
-    IF v_id IS NOT NULL THEN
-        RETURN v_id;
+    IF v_cached ~ '^[0-9]{1,18}$' THEN
+        SELECT t.id INTO v_id
+          FROM threadline.audit_transactions t
+         WHERE t.id = v_cached::bigint AND t.xact_id = pg_current_xact_id();
+        IF FOUND THEN
+            RETURN v_id;
+        END IF;
     END IF;
     v_actor := nullif(current_setting('threadline.actor', true), '')::jsonb;
     IF v_actor IS NULL AND (SELECT s.require_actor FROM threadline.settings s) THEN
