@@ -3,10 +3,8 @@ use diesel_async::RunQueryDsl;
 use serde_json::json;
 use threadline::{Action, ActionStatus, ActorRef, AuditContext, Error};
 
+use crate::SCHEMA;
 use crate::support::{actions, changes, setup, transactions};
-
-const SCHEMA: &str = "CREATE TABLE posts (id int PRIMARY KEY, title text);
-                      SELECT threadline.audit_table('posts');";
 
 fn ctx() -> AuditContext {
     AuditContext::new()

@@ -5,10 +5,8 @@ use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::json;
 use threadline::{ActorRef, AuditContext, Error, Source};
 
+use crate::SCHEMA;
 use crate::support::{changes, setup, transactions};
-
-const SCHEMA: &str = "CREATE TABLE posts (id int PRIMARY KEY, title text);
-                      SELECT threadline.audit_table('posts');";
 
 fn request_context() -> AuditContext {
     AuditContext::new()

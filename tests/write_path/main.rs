@@ -5,3 +5,7 @@ mod support;
 
 mod actions;
 mod context;
+
+/// The audited table every write-path test writes to.
+const SCHEMA: &str = "CREATE TABLE posts (id int PRIMARY KEY, title text);
+                      SELECT threadline.audit_table('posts');";
