@@ -104,4 +104,12 @@ fn blocking_record_action_and_bad_names() {
         r#"SELECT threadline.record_action('{"name": "x", "actor": {"type": "user", "id": "1"}, "colour": "red"}')"#,
     );
     assert!(message.contains(r#"unknown action key "colour""#), "{message}");
+    let message = crate::support::exec_err(
+        &mut admin,
+        r#"SELECT threadline.record_action('{"name": "x", "actor": {"type": "user", "id": "1"}, "reason": 42}')"#,
+    );
+    assert!(
+        message.contains(r#""reason" must be a string, got number"#),
+        "{message}"
+    );
 }

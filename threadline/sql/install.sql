@@ -167,6 +167,21 @@ BEGIN
 END
 $$;
 
+-- Reads an optional free-text value: null when absent, else it must be a string.
+CREATE FUNCTION threadline.optional_text(field text, value jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF value IS NULL OR jsonb_typeof(value) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(value) <> 'string' THEN
+        RAISE EXCEPTION 'threadline: "%" must be a string, got %', field, jsonb_typeof(value)
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN value #>> '{}';
+END
+$$;
+
 -- The audit transaction row of the current database transaction, or null when this
 -- transaction has not written an audited table yet.
 CREATE FUNCTION threadline.current_transaction_id() RETURNS bigint
@@ -272,12 +287,8 @@ BEGIN
         v_name, v_actor, v_status,
         threadline.validate_label('verb', action -> 'verb'),
         threadline.validate_label('category', action -> 'category'),
-        CASE WHEN jsonb_typeof(action -> 'reason') = 'string' THEN action ->> 'reason'
-             WHEN action -> 'reason' IS NULL OR jsonb_typeof(action -> 'reason') = 'null' THEN NULL
-             ELSE threadline.validate_label('reason', action -> 'reason') END,
-        CASE WHEN jsonb_typeof(action -> 'comment') = 'string' THEN action ->> 'comment'
-             WHEN action -> 'comment' IS NULL OR jsonb_typeof(action -> 'comment') = 'null' THEN NULL
-             ELSE threadline.validate_label('comment', action -> 'comment') END,
+        threadline.optional_text('reason', action -> 'reason'),
+        threadline.optional_text('comment', action -> 'comment'),
         threadline.validate_label('request_id', action -> 'request_id'),
         threadline.validate_label('correlation_id', action -> 'correlation_id'),
         threadline.validate_label('job_id', action -> 'job_id'),
@@ -1032,5 +1043,6 @@ GRANT EXECUTE ON FUNCTION
     threadline.record_action(jsonb),
     threadline.current_transaction_id(),
     threadline.validate_actor(jsonb),
-    threadline.validate_label(text, jsonb)
+    threadline.validate_label(text, jsonb),
+    threadline.optional_text(text, jsonb)
 TO PUBLIC;
