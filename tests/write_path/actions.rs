@@ -24,12 +24,11 @@ async fn an_action_is_recorded_and_linked_in_the_same_transaction() {
         .unwrap()
         .with_reason("launch")
         .unwrap();
-    let audited = threadline::transaction(&mut conn, &ctx().with_action(action), async |conn| {
-        diesel::sql_query("INSERT INTO posts VALUES (1, 'a')")
-            .execute(conn)
-            .await?;
-        Ok::<_, Error>(())
-    })
+    let audited = crate::audited_sql(
+        &mut conn,
+        &ctx().with_action(action),
+        "INSERT INTO posts VALUES (1, 'a')",
+    )
     .await
     .unwrap();
     let recorded = actions(&mut admin);

@@ -56,14 +56,9 @@ async fn the_context_ends_with_the_transaction() {
     let (db, mut admin) = setup();
     admin.batch_execute(SCHEMA).unwrap();
     let mut conn = db.connect_async().await.unwrap();
-    let first = threadline::transaction(&mut conn, &request_context(), async |conn| {
-        diesel::sql_query("INSERT INTO posts VALUES (1, 'a')")
-            .execute(conn)
-            .await?;
-        Ok::<_, Error>(())
-    })
-    .await
-    .unwrap();
+    let first = crate::audited_sql(&mut conn, &request_context(), "INSERT INTO posts VALUES (1, 'a')")
+        .await
+        .unwrap();
     conn.batch_execute("INSERT INTO posts VALUES (2, 'same connection, no context')")
         .await
         .unwrap();
@@ -97,13 +92,7 @@ async fn an_error_from_the_body_rolls_everything_back() {
         crate::support::actions(&mut admin).is_empty(),
         "the action rolls back too"
     );
-    let after = threadline::transaction(&mut conn, &request_context(), async |conn| {
-        diesel::sql_query("INSERT INTO posts VALUES (1, 'after')")
-            .execute(conn)
-            .await?;
-        Ok::<_, Error>(())
-    })
-    .await;
+    let after = crate::audited_sql(&mut conn, &request_context(), "INSERT INTO posts VALUES (1, 'after')").await;
     assert!(after.is_ok(), "the connection is usable after a rollback: {after:?}");
 }
 
@@ -150,12 +139,11 @@ async fn works_through_a_bb8_pool() {
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(db.url());
     let pool = bb8::Pool::builder().max_size(2).build(manager).await.unwrap();
     let mut pooled = pool.get().await.unwrap();
-    let audited = threadline::transaction(&mut pooled, &request_context(), async |conn| {
-        diesel::sql_query("INSERT INTO posts VALUES (1, 'pooled')")
-            .execute(conn)
-            .await?;
-        Ok::<_, Error>(())
-    })
+    let audited = crate::audited_sql(
+        &mut pooled,
+        &request_context(),
+        "INSERT INTO posts VALUES (1, 'pooled')",
+    )
     .await
     .unwrap();
     assert_eq!(audited.transaction_id, Some(transactions(&mut admin)[0].id));

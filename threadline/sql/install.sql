@@ -145,28 +145,6 @@ BEGIN
 END
 $$;
 
--- Checks an optional identifier-like text value (request id, correlation id, ...).
-CREATE FUNCTION threadline.validate_label(field text, value jsonb) RETURNS text
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v text;
-BEGIN
-    IF value IS NULL OR jsonb_typeof(value) = 'null' THEN
-        RETURN NULL;
-    END IF;
-    IF jsonb_typeof(value) <> 'string' THEN
-        RAISE EXCEPTION 'threadline: "%" must be a string, got %', field, jsonb_typeof(value)
-            USING ERRCODE = '22023';
-    END IF;
-    v := value #>> '{}';
-    IF v = '' OR octet_length(v) > 256 OR v ~ '[[:cntrl:]]' THEN
-        RAISE EXCEPTION 'threadline: "%" must be 1 to 256 bytes without control characters', field
-            USING ERRCODE = '22023';
-    END IF;
-    RETURN v;
-END
-$$;
-
 -- Reads an optional free-text value: null when absent, else it must be a string.
 CREATE FUNCTION threadline.optional_text(field text, value jsonb) RETURNS text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -179,6 +157,21 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
     RETURN value #>> '{}';
+END
+$$;
+
+-- Checks an optional identifier-like text value (request id, correlation id, ...):
+-- an optional text of 1 to 256 bytes without control characters.
+CREATE FUNCTION threadline.validate_label(field text, value jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text := threadline.optional_text(field, value);
+BEGIN
+    IF v = '' OR octet_length(v) > 256 OR v ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'threadline: "%" must be 1 to 256 bytes without control characters', field
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN v;
 END
 $$;
 

@@ -81,13 +81,10 @@ impl TestDatabase {
     /// Creates a database with a unique name and nothing installed.
     pub fn empty() -> Result<Self, Error> {
         let server = server()?;
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
         let name = format!(
-            "threadline_test_{}_{}_{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
+            "threadline_test_{}_{}",
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            unique_suffix()
         );
         let mut admin = PgConnection::establish(&server.admin_url)?;
         sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin)?;
@@ -139,6 +136,14 @@ impl Drop for TestDatabase {
             let _ = sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).execute(&mut admin);
         }
     }
+}
+
+/// `<pid>_<nanoseconds>`: unique across processes sharing a server or a temp directory.
+fn unique_suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}_{nanos}", std::process::id())
 }
 
 /// `url` with its database replaced by `database`, keeping any query string.
@@ -248,10 +253,7 @@ fn start_private_server() -> Result<Server, String> {
     let bin = find_bindir()?;
     let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
     let owner = if root { Some(postgres_user()?) } else { None };
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir = std::env::temp_dir().join(format!("threadline-pg-{}-{nanos}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("threadline-pg-{}", unique_suffix()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
