@@ -77,6 +77,30 @@ CREATE TABLE threadline.audit_changes (
 );
 CREATE INDEX audit_changes_transaction_id_idx ON threadline.audit_changes (transaction_id);
 
+-- Read paths. Each index is justified by an EXPLAIN test and priced by the capture
+-- benchmark. Row history (and the TRUNCATEs of a table, whose table_pk is {}):
+CREATE INDEX audit_changes_row_history_idx
+    ON threadline.audit_changes (table_schema, table_name, table_pk, captured_at DESC, id DESC);
+-- Timeline pages, newest first, by keyset:
+CREATE INDEX audit_changes_timeline_idx ON threadline.audit_changes (captured_at DESC, id DESC);
+-- Actor history and the actor filter:
+CREATE INDEX audit_transactions_actor_idx
+    ON threadline.audit_transactions ((actor ->> 'type'), (actor ->> 'id'), occurred_at DESC, id DESC)
+    WHERE actor IS NOT NULL;
+-- Correlation bundles, request and tenant look-ups:
+CREATE INDEX audit_transactions_correlation_idx ON threadline.audit_transactions (correlation_id)
+    WHERE correlation_id IS NOT NULL;
+CREATE INDEX audit_transactions_request_idx ON threadline.audit_transactions (request_id)
+    WHERE request_id IS NOT NULL;
+CREATE INDEX audit_transactions_tenant_idx ON threadline.audit_transactions (tenant_id, occurred_at DESC, id DESC)
+    WHERE tenant_id IS NOT NULL;
+-- The action filter (actions by name, then their transactions), and the foreign key:
+CREATE INDEX audit_transactions_action_idx ON threadline.audit_transactions (action_id)
+    WHERE action_id IS NOT NULL;
+CREATE INDEX audit_actions_name_idx ON threadline.audit_actions (name);
+CREATE INDEX audit_actions_correlation_idx ON threadline.audit_actions (correlation_id)
+    WHERE correlation_id IS NOT NULL;
+
 -- The capture policy deployed for each audited table.
 CREATE TABLE threadline.audited_tables (
     table_schema text NOT NULL,
@@ -864,6 +888,93 @@ BEGIN
         RAISE EXCEPTION 'threadline: % is not audited', v_rel USING ERRCODE = '22023';
     END IF;
     EXECUTE format('DROP FUNCTION threadline.%I() CASCADE', v_function);
+END
+$$;
+
+---------------------------------------------------------------------------------------
+-- Reads: rendering a row key the way capture renders table_pk.
+---------------------------------------------------------------------------------------
+
+-- The table_pk object capture stored for a row of p_schema.p_table: `key` is a scalar
+-- (single-column keys) or an object naming every key column, with string or number
+-- values. Each value is cast to the column's live type and rendered with
+-- to_jsonb(...) #>> '{}', so "0042" finds the row whose integer key is 42. Key columns
+-- come from the policy or, for a table no longer audited, from its latest captured
+-- change; a column that no longer exists is compared as given. Null when the table
+-- has no trail at all.
+CREATE FUNCTION threadline.render_key(p_schema text, p_table text, key jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_rel oid := (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = p_schema AND c.relname = p_table);
+    v_cols text[];
+    v_given text[];
+    v_col text;
+    v_value jsonb;
+    v_input text;
+    v_type text;
+    v_plain_type text;
+    v_typed text;
+    v_plain text;
+    v_out jsonb := '{}';
+    v_form text;
+BEGIN
+    SELECT t.key_columns INTO v_cols FROM threadline.audited_tables t
+     WHERE t.table_schema = p_schema AND t.table_name = p_table;
+    IF v_cols IS NULL THEN
+        SELECT array_agg(k ORDER BY k) INTO v_cols
+          FROM (SELECT c.table_pk FROM threadline.audit_changes c
+                 WHERE c.table_schema = p_schema AND c.table_name = p_table AND c.table_pk <> '{}'
+                 ORDER BY c.captured_at DESC, c.id DESC LIMIT 1) latest,
+               jsonb_object_keys(latest.table_pk) k;
+    END IF;
+    IF v_cols IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_form := (SELECT string_agg(format('%s=...', c), ',') FROM unnest(v_cols) c);
+    IF jsonb_typeof(key) = 'object' THEN
+        v_given := ARRAY(SELECT jsonb_object_keys(key));
+        IF NOT (v_given @> v_cols AND v_cols @> v_given) THEN
+            RAISE EXCEPTION 'threadline: the key of %.% has the columns (%), got (%)', p_schema, p_table,
+                array_to_string(v_cols, ', '), array_to_string(v_given, ', ')
+                USING ERRCODE = '22023', HINT = format('Name every key column once: %s.', v_form);
+        END IF;
+    ELSIF cardinality(v_cols) > 1 THEN
+        RAISE EXCEPTION 'threadline: %.% has a composite key (%): one value cannot name a row', p_schema, p_table,
+            array_to_string(v_cols, ', ')
+            USING ERRCODE = '22023', HINT = format('Name every key column: %s.', v_form);
+    ELSE
+        key := jsonb_build_object(v_cols[1], key);
+    END IF;
+    FOREACH v_col IN ARRAY v_cols LOOP
+        v_value := key -> v_col;
+        IF jsonb_typeof(v_value) NOT IN ('string', 'number') THEN
+            RAISE EXCEPTION 'threadline: key column % must be a string or a number, got %', v_col, jsonb_typeof(v_value)
+                USING ERRCODE = '22023';
+        END IF;
+        v_input := v_value #>> '{}';
+        v_type := NULL;
+        SELECT format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL) INTO v_type, v_plain_type
+          FROM pg_attribute a WHERE a.attrelid = v_rel AND a.attname = v_col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF v_type IS NULL THEN
+            v_out := v_out || jsonb_build_object(v_col, v_input);
+            CONTINUE;
+        END IF;
+        BEGIN
+            EXECUTE format('SELECT to_jsonb(CAST($1 AS %s)) #>> ''{}'', to_jsonb(CAST($1 AS %s)) #>> ''{}''',
+                           v_type, v_plain_type)
+               INTO v_typed, v_plain USING v_input;
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'threadline: % is not a valid % for key column %', v_value, v_type, v_col
+                USING ERRCODE = '22023';
+        END;
+        IF rtrim(v_typed) IS DISTINCT FROM rtrim(v_plain) THEN
+            RAISE EXCEPTION 'threadline: % does not fit key column % (%)', v_value, v_col, v_type
+                USING ERRCODE = '22023';
+        END IF;
+        v_out := v_out || jsonb_build_object(v_col, v_typed);
+    END LOOP;
+    RETURN v_out;
 END
 $$;
 

@@ -36,6 +36,31 @@ impl ActorType {
     }
 }
 
+impl ActorType {
+    /// Every actor type.
+    pub const ALL: [ActorType; 6] = [
+        ActorType::User,
+        ActorType::Admin,
+        ActorType::ServiceAccount,
+        ActorType::Job,
+        ActorType::System,
+        ActorType::Anonymous,
+    ];
+
+    /// Parses a stored name such as `service_account`.
+    pub fn parse(name: &str) -> Result<Self, Error> {
+        ActorType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == name)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "actor type",
+                    format!("{name:?} is not one of user, admin, service_account, job, system, anonymous"),
+                )
+            })
+    }
+}
+
 impl fmt::Display for ActorType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -32,6 +32,22 @@ pub enum Error {
         /// The version of [`crate::schema::INSTALL_SQL`].
         expected: i32,
     },
+    /// What was asked for does not exist, or the reader's scope hides it (a scope never
+    /// reveals what lies beyond it).
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked up, such as `row` or `transaction`.
+        what: &'static str,
+    },
+    /// A page cursor was malformed or made for another read or filter.
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
+    /// The host's scope function refused the read.
+    #[error("read refused by scope: {0}")]
+    ScopeRefused(String),
+    /// Writing an export failed.
+    #[error("export output: {0}")]
+    Io(#[from] std::io::Error),
     /// The private test server could not be started or a test database not created.
     #[cfg(feature = "testing")]
     #[error("test database: {0}")]
@@ -39,6 +55,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// Turns a refusal by one of Threadline's SQL checks (a message starting with
+    /// `threadline:`) into [`Error::Invalid`] for `field`; other errors pass through.
+    pub(crate) fn refused_as(self, field: &'static str) -> Self {
+        match self {
+            Error::Database(diesel::result::Error::DatabaseError(_, info)) if info.message().starts_with("threadline: ") => {
+                let mut reason = info.message().trim_start_matches("threadline: ").to_owned();
+                if let Some(hint) = info.hint() {
+                    reason = format!("{reason} ({hint})");
+                }
+                Error::invalid(field, reason)
+            }
+            other => other,
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Error::Invalid {
             field,

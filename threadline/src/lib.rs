@@ -11,7 +11,8 @@
 //! - **Context.** The application names who acted, in which request, and why, for the current
 //!   database transaction: [`transaction`] opens a transaction, hands an [`AuditContext`] to
 //!   the triggers through transaction-local settings and runs your code inside it.
-//! - **Investigation.** Typed reads, exports and the `threadline` command line (later releases).
+//! - **Investigation.** Typed reads in [`read`] (timeline, row history, as-of, incident
+//!   bundles), streaming exports in [`export`], and the `threadline` command line.
 //!
 //! ```no_run
 //! # async fn demo(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), threadline::Error> {
@@ -38,6 +39,8 @@ mod actor;
 pub mod blocking;
 mod context;
 mod error;
+pub mod export;
+pub mod read;
 pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -46,4 +49,5 @@ mod write;
 pub use actor::{ActorRef, ActorType};
 pub use context::{Action, ActionStatus, AuditContext, Source};
 pub use error::Error;
+pub use read::Reader;
 pub use write::{Audited, record_action, transaction};

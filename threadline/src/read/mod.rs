@@ -1,0 +1,596 @@
+//! Investigation: typed reads of the audit trail.
+//!
+//! A [`Reader`] answers the questions support staff ask: what changed (the
+//! [`timeline`](Reader::timeline)), what happened to one row
+//! ([`row_history`](Reader::row_history)), what it looked like at a time
+//! ([`as_of`](Reader::as_of)), what one transaction did
+//! ([`incident_bundle`](Reader::incident_bundle)), what one person did
+//! ([`actor_history`](Reader::actor_history)) and what one business flow did
+//! ([`correlation_bundle`](Reader::correlation_bundle)). Every list is a bounded
+//! [`Page`] read by keyset, newest first, with an opaque [`Cursor`] to the next page.
+//!
+//! Methods are async on diesel-async; [`Reader::blocking`] gives the same reads on a
+//! `diesel::PgConnection`. Reading needs `SELECT` on the `threadline` tables and `EXECUTE`
+//! on `threadline.render_key`: the installing role has both; grant them to a support role
+//! explicitly.
+//!
+//! ```no_run
+//! # async fn demo(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), threadline::Error> {
+//! use threadline::read::{Filter, Reader, RowKey};
+//!
+//! let reader = Reader::new();
+//! let posts = "public.posts".parse()?;
+//! for change in reader.row_history(conn, &posts, &RowKey::from(42)).await?.entries {
+//!     println!("{} {} by {:?}: {:?}", change.captured_at, change.op, change.actor, change.changed_fields);
+//! }
+//! let page = reader.timeline(conn, &Filter::new().correlation_id("checkout-91")?).await?;
+//! if let Some(cursor) = page.next_cursor {
+//!     let next = reader.timeline_page(conn, &Filter::new().correlation_id("checkout-91")?, Some(&cursor), 100).await?;
+//! }
+//! # Ok(()) }
+//! ```
+
+mod cursor;
+mod exec;
+mod filter;
+mod key;
+mod model;
+mod rows;
+mod scope;
+pub(crate) mod sql;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use diesel::PgConnection;
+use diesel_async::AsyncPgConnection;
+use serde_json::Value;
+
+pub use cursor::Cursor;
+pub(crate) use exec::{Db, ready};
+pub use filter::{ActorFilter, FILTER_KEYS, Filter, TableName, parse_time};
+pub use key::RowKey;
+pub use model::{
+    ActionRecord, AsOf, Change, CorrelationBundle, DiffedChange, FieldDiff, FieldValue, Incident, Op, Page,
+    TransactionRecord,
+};
+pub(crate) use rows::{CHANGE_SOURCE, ChangeRow};
+pub use scope::{Restriction, Surface};
+
+use cursor::fingerprint;
+use rows::{
+    ACTION_COLUMNS, ActionRow, CHANGE_COLUMNS, ExistsRow, KeyRow, PositionRow, TRANSACTION_COLUMNS, TransactionRow,
+};
+use scope::Scope;
+use sql::{Bind, Sql};
+
+use crate::Error;
+
+/// Entries [`Reader::timeline`] returns before its page ends.
+pub const DEFAULT_TIMELINE_LIMIT: usize = 1000;
+/// Entries [`Reader::row_history`] returns before its page ends.
+pub const DEFAULT_HISTORY_LIMIT: usize = 200;
+/// The largest page any read returns.
+pub const MAX_PAGE_SIZE: usize = 10_000;
+/// The most actions a [`CorrelationBundle`] carries.
+pub const MAX_BUNDLE_ACTIONS: usize = 1000;
+
+/// Serializes a time as RFC 3339 in UTC with microseconds, as PostgreSQL stores it.
+pub(crate) fn micros<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&rfc3339(at))
+}
+
+/// `2026-11-27T09:30:00.123456Z`.
+pub(crate) fn rfc3339(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Reads the audit trail, optionally under a host scope.
+///
+/// ```
+/// use threadline::read::{Reader, Restriction, Surface};
+///
+/// let everything = Reader::new();
+/// // Support staff of one tenant: every read adds the tenant predicate; rows outside it
+/// // read as not found.
+/// let acme = Reader::scoped(|_surface: Surface| Restriction::new().tenant("acme"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Reader {
+    scope: Scope,
+}
+
+impl Reader {
+    /// A reader that sees the whole trail.
+    pub fn new() -> Self {
+        Reader::default()
+    }
+
+    /// A reader whose every read first asks `scope` for the [`Restriction`] of that read.
+    /// An `Err` from `scope` refuses the read with that error: a scope never falls back to
+    /// an unscoped read.
+    pub fn scoped(scope: impl Fn(Surface) -> Result<Restriction, Error> + Send + Sync + 'static) -> Self {
+        Reader {
+            scope: Scope(Some(std::sync::Arc::new(scope))),
+        }
+    }
+
+    /// The same reads on a blocking `diesel::PgConnection`.
+    pub fn blocking(&self) -> BlockingReader<'_> {
+        BlockingReader(self)
+    }
+
+    /// The newest changes matching `filter`: the first page of
+    /// [`DEFAULT_TIMELINE_LIMIT`] entries.
+    pub async fn timeline(&self, conn: &mut AsyncPgConnection, filter: &Filter) -> Result<Page<Change>, Error> {
+        timeline(conn, &self.scope, filter, None, DEFAULT_TIMELINE_LIMIT, Surface::Timeline).await
+    }
+
+    /// One page of changes matching `filter`, ordered `captured_at DESC, id DESC`,
+    /// starting after `cursor` (from the page before, made for the same filter).
+    pub async fn timeline_page(
+        &self,
+        conn: &mut AsyncPgConnection,
+        filter: &Filter,
+        cursor: Option<&Cursor>,
+        page_size: usize,
+    ) -> Result<Page<Change>, Error> {
+        timeline(conn, &self.scope, filter, cursor, page_size, Surface::Timeline).await
+    }
+
+    /// The newest [`DEFAULT_HISTORY_LIMIT`] changes of one row, newest first.
+    /// [`Error::NotFound`] when nothing was captured for it (or the scope hides it).
+    pub async fn row_history(
+        &self,
+        conn: &mut AsyncPgConnection,
+        table: &TableName,
+        key: &RowKey,
+    ) -> Result<Page<Change>, Error> {
+        row_history(conn, &self.scope, table, key, None, DEFAULT_HISTORY_LIMIT).await
+    }
+
+    /// One page of a row's changes, newest first, after `cursor`.
+    pub async fn row_history_page(
+        &self,
+        conn: &mut AsyncPgConnection,
+        table: &TableName,
+        key: &RowKey,
+        cursor: Option<&Cursor>,
+        page_size: usize,
+    ) -> Result<Page<Change>, Error> {
+        row_history(conn, &self.scope, table, key, cursor, page_size).await
+    }
+
+    /// The row as it was at `at` (inclusive, to the microsecond).
+    /// [`Error::NotFound`] when nothing was ever captured for it.
+    pub async fn as_of(
+        &self,
+        conn: &mut AsyncPgConnection,
+        table: &TableName,
+        key: &RowKey,
+        at: DateTime<Utc>,
+    ) -> Result<AsOf, Error> {
+        as_of(conn, &self.scope, table, key, at).await
+    }
+
+    /// A transaction (by `audit_transactions.id`), its action, and one page of its
+    /// changes in capture order with per-field diffs.
+    pub async fn incident_bundle(
+        &self,
+        conn: &mut AsyncPgConnection,
+        transaction_id: i64,
+        cursor: Option<&Cursor>,
+        page_size: usize,
+    ) -> Result<Incident, Error> {
+        incident_bundle(conn, &self.scope, transaction_id, cursor, page_size).await
+    }
+
+    /// One page of the transactions of an actor (or of every actor of a type), newest
+    /// first.
+    pub async fn actor_history(
+        &self,
+        conn: &mut AsyncPgConnection,
+        actor: &ActorFilter,
+        cursor: Option<&Cursor>,
+        page_size: usize,
+    ) -> Result<Page<TransactionRecord>, Error> {
+        actor_history(conn, &self.scope, actor, cursor, page_size).await
+    }
+
+    /// The actions of a correlation id and one page of its changes, newest first.
+    /// [`Error::NotFound`] when the id was never recorded.
+    pub async fn correlation_bundle(
+        &self,
+        conn: &mut AsyncPgConnection,
+        correlation_id: &str,
+        cursor: Option<&Cursor>,
+        page_size: usize,
+    ) -> Result<CorrelationBundle, Error> {
+        correlation_bundle(conn, &self.scope, correlation_id, cursor, page_size).await
+    }
+
+    pub(crate) fn scope(&self) -> &Scope {
+        &self.scope
+    }
+}
+
+/// The reads of a [`Reader`] on a blocking `diesel::PgConnection`; each method matches
+/// the async one of the same name.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockingReader<'r>(&'r Reader);
+
+impl BlockingReader<'_> {
+    /// See [`Reader::timeline`].
+    pub fn timeline(&self, conn: &mut PgConnection, filter: &Filter) -> Result<Page<Change>, Error> {
+        ready(timeline(conn, &self.0.scope, filter, None, DEFAULT_TIMELINE_LIMIT, Surface::Timeline))
+    }
+
+    /// See [`Reader::timeline_page`].
+    pub fn timeline_page(
+        &self,
+        conn: &mut PgConnection,
+        filter: &Filter,
+        cursor: Option<&Cursor>,
+        page_size: usize,
+    ) -> Result<Page<Change>, Error> {
+        ready(timeline(conn, &self.0.scope, filter, cursor, page_size, Surface::Timeline))
+    }
+
+    /// See [`Reader::row_history`].
+    pub fn row_history(&self, conn: &mut PgConnection, table: &TableName, key: &RowKey) -> Result<Page<Change>, Error> {
+        ready(row_history(conn, &self.0.scope, table, key, None, DEFAULT_HISTORY_LIMIT))
+    }
+
+    /// See [`Reader::row_history_page`].
+    pub fn row_history_page(
+        &self,
+        conn: &mut PgConnection,
+        table: &TableName,
+        key: &RowKey,
+        cursor: Option<&Cursor>,
+        page_size: usize,
+    ) -> Result<Page<Change>, Error> {
+        ready(row_history(conn, &self.0.scope, table, key, cursor, page_size))
+    }
+
+    /// See [`Reader::as_of`].
+    pub fn as_of(&self, conn: &mut PgConnection, table: &TableName, key: &RowKey, at: DateTime<Utc>) -> Result<AsOf, Error> {
+        ready(as_of(conn, &self.0.scope, table, key, at))
+    }
+
+    /// See [`Reader::incident_bundle`].
+    pub fn incident_bundle(
+        &self,
+        conn: &mut PgConnection,
+        transaction_id: i64,
+        cursor: Option<&Cursor>,
+        page_size: usize,
+    ) -> Result<Incident, Error> {
+        ready(incident_bundle(conn, &self.0.scope, transaction_id, cursor, page_size))
+    }
+
+    /// See [`Reader::actor_history`].
+    pub fn actor_history(
+        &self,
+        conn: &mut PgConnection,
+        actor: &ActorFilter,
+        cursor: Option<&Cursor>,
+        page_size: usize,
+    ) -> Result<Page<TransactionRecord>, Error> {
+        ready(actor_history(conn, &self.0.scope, actor, cursor, page_size))
+    }
+
+    /// See [`Reader::correlation_bundle`].
+    pub fn correlation_bundle(
+        &self,
+        conn: &mut PgConnection,
+        correlation_id: &str,
+        cursor: Option<&Cursor>,
+        page_size: usize,
+    ) -> Result<CorrelationBundle, Error> {
+        ready(correlation_bundle(conn, &self.0.scope, correlation_id, cursor, page_size))
+    }
+}
+
+/// Checks a page size: 1 to [`MAX_PAGE_SIZE`].
+pub(crate) fn check_page_size(page_size: usize) -> Result<(), Error> {
+    if page_size == 0 || page_size > MAX_PAGE_SIZE {
+        return Err(Error::invalid(
+            "page size",
+            format!("{page_size} is not between 1 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Cuts `rows` (read with one extra) to a page and makes the cursor after its last entry.
+fn paginate<R, T>(
+    mut rows: Vec<R>,
+    page_size: usize,
+    position: impl Fn(&R) -> Cursor,
+    convert: impl Fn(R) -> Result<T, Error>,
+) -> Result<Page<T>, Error> {
+    let next_cursor = if rows.len() > page_size {
+        rows.truncate(page_size);
+        rows.last().map(&position)
+    } else {
+        None
+    };
+    Ok(Page {
+        entries: rows.into_iter().map(convert).collect::<Result<_, _>>()?,
+        next_cursor,
+    })
+}
+
+/// Changes selected by `sql` (the change source with its predicates), newest first,
+/// after `cursor`.
+pub(crate) async fn change_page<C: Db>(
+    conn: &mut C,
+    mut sql: Sql,
+    print: u64,
+    cursor: Option<&Cursor>,
+    page_size: usize,
+) -> Result<Page<Change>, Error> {
+    check_page_size(page_size)?;
+    if let Some(cursor) = cursor {
+        let (at, id) = cursor.position(print)?;
+        sql.push(" AND (c.captured_at, c.id) < (")
+            .bind(Bind::Timestamp(at))
+            .push(", ")
+            .bind(Bind::BigInt(id))
+            .push(")");
+    }
+    sql.push(&format!(" ORDER BY c.captured_at DESC, c.id DESC LIMIT {}", page_size + 1));
+    let rows: Vec<ChangeRow> = conn.load(sql).await?;
+    paginate(
+        rows,
+        page_size,
+        |r| Cursor::new(r.captured_at, r.id(), print),
+        Change::try_from,
+    )
+}
+
+/// The change source, its columns, and the predicates of `filter` and `restriction`.
+pub(crate) fn filtered_changes(columns: &str, filter: &Filter, restriction: &Restriction) -> Sql {
+    let mut sql = Sql::new(&format!("SELECT {columns}{CHANGE_SOURCE}"));
+    filter.push_sql(&mut sql);
+    restriction.push_party_sql(&mut sql, "t");
+    restriction.push_table_sql(&mut sql, "c");
+    sql
+}
+
+/// The cursor fingerprint of a filtered read.
+pub(crate) fn filter_print(kind: &str, filter: &Filter) -> u64 {
+    fingerprint(&format!("{kind}\u{1e}{}", filter.describe()))
+}
+
+async fn timeline<C: Db>(
+    conn: &mut C,
+    scope: &Scope,
+    filter: &Filter,
+    cursor: Option<&Cursor>,
+    page_size: usize,
+    surface: Surface,
+) -> Result<Page<Change>, Error> {
+    let restriction = scope.restriction(surface)?;
+    let sql = filtered_changes(CHANGE_COLUMNS, filter, &restriction);
+    change_page(conn, sql, filter_print("timeline", filter), cursor, page_size).await
+}
+
+/// The `table_pk` capture stored for `key`; [`Error::NotFound`] for a table with no trail.
+async fn render_key<C: Db>(conn: &mut C, table: &TableName, key: &RowKey) -> Result<Value, Error> {
+    let mut sql = Sql::new("SELECT threadline.render_key(");
+    sql.bind(Bind::Text(table.schema().into()))
+        .push(", ")
+        .bind(Bind::Text(table.name().into()))
+        .push(", ")
+        .bind(Bind::Jsonb(key.json().clone()))
+        .push(") AS key");
+    let rows: Vec<KeyRow> = conn.load(sql).await.map_err(|e| e.refused_as("row key"))?;
+    rows.into_iter()
+        .next()
+        .and_then(|r| r.key)
+        .ok_or(Error::NotFound { what: "audited table" })
+}
+
+/// The change source restricted to one row's changes.
+fn row_changes(columns: &str, table: &TableName, pk: &Value, restriction: &Restriction) -> Sql {
+    let mut sql = Sql::new(&format!("SELECT {columns}{CHANGE_SOURCE}"));
+    sql.push(" AND c.table_schema = ")
+        .bind(Bind::Text(table.schema().into()))
+        .push(" AND c.table_name = ")
+        .bind(Bind::Text(table.name().into()))
+        .push(" AND c.table_pk = ")
+        .bind(Bind::Jsonb(pk.clone()));
+    restriction.push_party_sql(&mut sql, "t");
+    restriction.push_table_sql(&mut sql, "c");
+    sql
+}
+
+async fn row_history<C: Db>(
+    conn: &mut C,
+    scope: &Scope,
+    table: &TableName,
+    key: &RowKey,
+    cursor: Option<&Cursor>,
+    page_size: usize,
+) -> Result<Page<Change>, Error> {
+    let restriction = scope.restriction(Surface::RowHistory)?;
+    check_page_size(page_size)?;
+    let pk = render_key(conn, table, key).await?;
+    let print = fingerprint(&format!("history\u{1e}{table}\u{1e}{pk}"));
+    let sql = row_changes(CHANGE_COLUMNS, table, &pk, &restriction);
+    let page = change_page(conn, sql, print, cursor, page_size).await?;
+    if cursor.is_none() && page.entries.is_empty() {
+        return Err(Error::NotFound { what: "row" });
+    }
+    Ok(page)
+}
+
+async fn as_of<C: Db>(
+    conn: &mut C,
+    scope: &Scope,
+    table: &TableName,
+    key: &RowKey,
+    at: DateTime<Utc>,
+) -> Result<AsOf, Error> {
+    let restriction = scope.restriction(Surface::AsOf)?;
+    let pk = render_key(conn, table, key).await?;
+    let mut sql = row_changes(CHANGE_COLUMNS, table, &pk, &restriction);
+    sql.push(" AND c.captured_at <= ")
+        .bind(Bind::Timestamp(at))
+        .push(" ORDER BY c.captured_at DESC, c.id DESC LIMIT 1");
+    let Some(last) = conn.load::<ChangeRow>(sql).await?.into_iter().next() else {
+        let mut sql = row_changes("true AS found", table, &pk, &restriction);
+        sql.push(" LIMIT 1");
+        let seen = conn.load::<ExistsRow>(sql).await?.into_iter().any(|r| r.found);
+        return if seen {
+            Ok(AsOf::BeforeHorizon)
+        } else {
+            Err(Error::NotFound { what: "row" })
+        };
+    };
+    let mut sql = row_changes(
+        "c.captured_at AS at, c.id",
+        table,
+        &Value::Object(Default::default()),
+        &restriction,
+    );
+    sql.push(" AND c.op = 'truncate' AND c.data IS NULL AND c.captured_at <= ")
+        .bind(Bind::Timestamp(at))
+        .push(" ORDER BY c.captured_at DESC, c.id DESC LIMIT 1");
+    let truncate = conn.load::<PositionRow>(sql).await?.into_iter().next();
+    let change = Change::try_from(last)?;
+    match truncate {
+        Some(t) if (t.at, t.id) > (change.captured_at, change.id) => Ok(AsOf::Deleted { at: t.at }),
+        _ if change.op == Op::Delete => Ok(AsOf::Deleted { at: change.captured_at }),
+        _ => Ok(AsOf::Found(Box::new(change))),
+    }
+}
+
+async fn incident_bundle<C: Db>(
+    conn: &mut C,
+    scope: &Scope,
+    transaction_id: i64,
+    cursor: Option<&Cursor>,
+    page_size: usize,
+) -> Result<Incident, Error> {
+    let restriction = scope.restriction(Surface::Incident)?;
+    check_page_size(page_size)?;
+    let mut sql = Sql::new(&format!(
+        "SELECT {TRANSACTION_COLUMNS} FROM threadline.audit_transactions t \
+         LEFT JOIN threadline.audit_actions a ON a.id = t.action_id WHERE t.id = "
+    ));
+    sql.bind(Bind::BigInt(transaction_id));
+    restriction.push_party_sql(&mut sql, "t");
+    if restriction.limits_tables() {
+        sql.push(" AND EXISTS (SELECT 1 FROM threadline.audit_changes c WHERE c.transaction_id = t.id");
+        restriction.push_table_sql(&mut sql, "c");
+        sql.push(")");
+    }
+    let row = conn
+        .load::<TransactionRow>(sql)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(Error::NotFound { what: "transaction" })?;
+    let transaction = TransactionRecord::try_from(row)?;
+
+    let print = fingerprint(&format!("incident\u{1e}{transaction_id}"));
+    let mut sql = Sql::new(&format!("SELECT {CHANGE_COLUMNS}{CHANGE_SOURCE} AND c.transaction_id = "));
+    sql.bind(Bind::BigInt(transaction_id));
+    restriction.push_table_sql(&mut sql, "c");
+    if let Some(cursor) = cursor {
+        let (_, id) = cursor.position(print)?;
+        sql.push(" AND c.id > ").bind(Bind::BigInt(id));
+    }
+    sql.push(&format!(" ORDER BY c.id LIMIT {}", page_size + 1));
+    let rows: Vec<ChangeRow> = conn.load(sql).await?;
+    let changes = paginate(
+        rows,
+        page_size,
+        |r| Cursor::new(r.captured_at, r.id(), print),
+        |r| Change::try_from(r).map(DiffedChange::new),
+    )?;
+    Ok(Incident { transaction, changes })
+}
+
+async fn actor_history<C: Db>(
+    conn: &mut C,
+    scope: &Scope,
+    actor: &ActorFilter,
+    cursor: Option<&Cursor>,
+    page_size: usize,
+) -> Result<Page<TransactionRecord>, Error> {
+    let restriction = scope.restriction(Surface::ActorHistory)?;
+    check_page_size(page_size)?;
+    let print = fingerprint(&format!("actor\u{1e}{actor}"));
+    let mut sql = Sql::new(&format!(
+        "SELECT {TRANSACTION_COLUMNS} FROM threadline.audit_transactions t \
+         LEFT JOIN threadline.audit_actions a ON a.id = t.action_id WHERE t.actor IS NOT NULL"
+    ));
+    actor.push_sql(&mut sql, "t.actor");
+    restriction.push_party_sql(&mut sql, "t");
+    if restriction.limits_tables() {
+        sql.push(" AND EXISTS (SELECT 1 FROM threadline.audit_changes c WHERE c.transaction_id = t.id");
+        restriction.push_table_sql(&mut sql, "c");
+        sql.push(")");
+    }
+    if let Some(cursor) = cursor {
+        let (at, id) = cursor.position(print)?;
+        sql.push(" AND (t.occurred_at, t.id) < (")
+            .bind(Bind::Timestamp(at))
+            .push(", ")
+            .bind(Bind::BigInt(id))
+            .push(")");
+    }
+    sql.push(&format!(" ORDER BY t.occurred_at DESC, t.id DESC LIMIT {}", page_size + 1));
+    let rows: Vec<TransactionRow> = conn.load(sql).await?;
+    paginate(
+        rows,
+        page_size,
+        |r| Cursor::new(r.occurred_at, r.id(), print),
+        TransactionRecord::try_from,
+    )
+}
+
+async fn correlation_bundle<C: Db>(
+    conn: &mut C,
+    scope: &Scope,
+    correlation_id: &str,
+    cursor: Option<&Cursor>,
+    page_size: usize,
+) -> Result<CorrelationBundle, Error> {
+    let restriction = scope.restriction(Surface::Correlation)?;
+    let filter = Filter::new().correlation_id(correlation_id)?;
+    let sql = filtered_changes(CHANGE_COLUMNS, &filter, &restriction);
+    let changes = change_page(conn, sql, filter_print("correlation", &filter), cursor, page_size).await?;
+
+    let mut sql = Sql::new(&format!(
+        "SELECT {ACTION_COLUMNS} FROM threadline.audit_actions a WHERE a.correlation_id = "
+    ));
+    sql.bind(Bind::Text(correlation_id.trim().into()));
+    restriction.push_party_sql(&mut sql, "a");
+    if restriction.limits_tables() {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM threadline.audit_transactions t \
+             JOIN threadline.audit_changes c ON c.transaction_id = t.id WHERE t.action_id = a.id",
+        );
+        restriction.push_table_sql(&mut sql, "c");
+        sql.push(")");
+    }
+    sql.push(&format!(" ORDER BY a.inserted_at, a.id LIMIT {}", MAX_BUNDLE_ACTIONS + 1));
+    let mut rows: Vec<ActionRow> = conn.load(sql).await?;
+    let actions_truncated = rows.len() > MAX_BUNDLE_ACTIONS;
+    rows.truncate(MAX_BUNDLE_ACTIONS);
+    let actions = rows
+        .into_iter()
+        .filter_map(|r| r.into_record().transpose())
+        .collect::<Result<Vec<_>, _>>()?;
+    if cursor.is_none() && actions.is_empty() && changes.entries.is_empty() {
+        return Err(Error::NotFound { what: "correlation id" });
+    }
+    Ok(CorrelationBundle {
+        actions,
+        actions_truncated,
+        changes,
+    })
+}
