@@ -49,15 +49,12 @@ impl ActorType {
 
     /// Parses a stored name such as `service_account`.
     pub fn parse(name: &str) -> Result<Self, Error> {
-        ActorType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == name)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "actor type",
-                    format!("{name:?} is not one of user, admin, service_account, job, system, anonymous"),
-                )
-            })
+        ActorType::ALL.into_iter().find(|t| t.as_str() == name).ok_or_else(|| {
+            Error::invalid(
+                "actor type",
+                format!("{name:?} is not one of user, admin, service_account, job, system, anonymous"),
+            )
+        })
     }
 }
 

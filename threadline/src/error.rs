@@ -59,7 +59,9 @@ impl Error {
     /// `threadline:`) into [`Error::Invalid`] for `field`; other errors pass through.
     pub(crate) fn refused_as(self, field: &'static str) -> Self {
         match self {
-            Error::Database(diesel::result::Error::DatabaseError(_, info)) if info.message().starts_with("threadline: ") => {
+            Error::Database(diesel::result::Error::DatabaseError(_, info))
+                if info.message().starts_with("threadline: ") =>
+            {
                 let mut reason = info.message().trim_start_matches("threadline: ").to_owned();
                 if let Some(hint) = info.hint() {
                     reason = format!("{reason} ({hint})");

@@ -402,7 +402,9 @@ impl Export {
             self.header(&mut out);
         }
         let remaining = self.options.max_rows.map_or(u64::MAX, |max| max - self.rows.min(max));
-        let want = usize::try_from(remaining).unwrap_or(usize::MAX).min(self.options.page_size);
+        let want = usize::try_from(remaining)
+            .unwrap_or(usize::MAX)
+            .min(self.options.page_size);
         let mut sql = filtered_changes(EXPORT_COLUMNS, &self.filter, &self.restriction);
         if let Some((at, id)) = self.after {
             sql.push(" AND (c.captured_at, c.id) < (")
@@ -475,9 +477,19 @@ mod tests {
         let mut out = Vec::new();
         write_csv_row(
             &mut out,
-            &[Cell::Text("plain"), Cell::Text("a,b"), Cell::Text("say \"hi\""), Cell::Text("lone\rcr"), Cell::Null, Cell::Int(-3)],
+            &[
+                Cell::Text("plain"),
+                Cell::Text("a,b"),
+                Cell::Text("say \"hi\""),
+                Cell::Text("lone\rcr"),
+                Cell::Null,
+                Cell::Int(-3),
+            ],
         );
-        assert_eq!(String::from_utf8(out).unwrap(), "plain,\"a,b\",\"say \"\"hi\"\"\",\"lone\rcr\",,-3\r\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "plain,\"a,b\",\"say \"\"hi\"\"\",\"lone\rcr\",,-3\r\n"
+        );
     }
 
     #[test]

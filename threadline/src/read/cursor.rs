@@ -107,15 +107,30 @@ mod tests {
         let at = DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap();
         let cursor = Cursor::new(at, 42, fingerprint("timeline|a"));
         let text = cursor.to_string();
-        assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        );
         let back: Cursor = text.parse().unwrap();
         assert_eq!(back.position(fingerprint("timeline|a")).unwrap(), (at, 42));
-        assert!(matches!(back.position(fingerprint("timeline|b")), Err(Error::InvalidCursor(_))));
+        assert!(matches!(
+            back.position(fingerprint("timeline|b")),
+            Err(Error::InvalidCursor(_))
+        ));
     }
 
     #[test]
     fn malformed_cursors_are_refused() {
-        for bad in ["", "c1", "c1.1.2", "c1.x.2.0000000000000000", "c2.1.2.0000000000000000", "c1.1.2.00", "c1.1.2.000000000000000g", "c1.1.2.0000000000000000.9"] {
+        for bad in [
+            "",
+            "c1",
+            "c1.1.2",
+            "c1.x.2.0000000000000000",
+            "c2.1.2.0000000000000000",
+            "c1.1.2.00",
+            "c1.1.2.000000000000000g",
+            "c1.1.2.0000000000000000.9",
+        ] {
             assert!(matches!(bad.parse::<Cursor>(), Err(Error::InvalidCursor(_))), "{bad}");
         }
     }

@@ -7,8 +7,8 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use diesel::PgConnection;
-use diesel::pg::Pg;
 use diesel::QueryableByName;
+use diesel::pg::Pg;
 use diesel_async::AsyncPgConnection;
 
 use super::sql::Sql;

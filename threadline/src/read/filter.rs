@@ -98,7 +98,8 @@ impl ActorFilter {
         sql.push(&format!(" AND ({column} ->> 'type') = "))
             .bind(Bind::Text(actor_type.as_str().into()));
         if let Some(id) = id {
-            sql.push(&format!(" AND ({column} ->> 'id') = ")).bind(Bind::Text(id.into()));
+            sql.push(&format!(" AND ({column} ->> 'id') = "))
+                .bind(Bind::Text(id.into()));
         }
     }
 }
@@ -274,10 +275,7 @@ impl Filter {
                         .unwrap_or_default();
                     return Err(Error::invalid(
                         "filter",
-                        format!(
-                            "unknown key {unknown:?}{hint}; the keys are {}",
-                            FILTER_KEYS.join(", ")
-                        ),
+                        format!("unknown key {unknown:?}{hint}; the keys are {}", FILTER_KEYS.join(", ")),
                     ));
                 }
             };

@@ -82,8 +82,8 @@ impl std::str::FromStr for RowKey {
             return Err(Error::invalid("row key", "is empty"));
         }
         if text.starts_with('{') || text.starts_with('"') {
-            let value: Value = serde_json::from_str(text)
-                .map_err(|e| Error::invalid("row key", format!("is not valid JSON: {e}")))?;
+            let value: Value =
+                serde_json::from_str(text).map_err(|e| Error::invalid("row key", format!("is not valid JSON: {e}")))?;
             return match value {
                 Value::String(s) => Ok(RowKey(Value::String(s))),
                 Value::Object(map) => RowKey::columns(map.into_iter().map(|(k, v)| match v {
@@ -99,14 +99,14 @@ impl std::str::FromStr for RowKey {
         let pairs = text
             .split(',')
             .map(|part| {
-                part.split_once('=')
-                    .map(|(c, v)| (c.trim(), v.trim()))
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "row key",
-                            format!("{part:?} is not col=value; the correct format looks like id=42 or tenant=acme,number=7"),
-                        )
-                    })
+                part.split_once('=').map(|(c, v)| (c.trim(), v.trim())).ok_or_else(|| {
+                    Error::invalid(
+                        "row key",
+                        format!(
+                            "{part:?} is not col=value; the correct format looks like id=42 or tenant=acme,number=7"
+                        ),
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         RowKey::columns(pairs)

@@ -32,6 +32,8 @@
 
 mod cursor;
 mod exec;
+#[cfg(all(test, feature = "testing"))]
+mod explain;
 mod filter;
 mod key;
 mod model;
@@ -121,7 +123,15 @@ impl Reader {
     /// The newest changes matching `filter`: the first page of
     /// [`DEFAULT_TIMELINE_LIMIT`] entries.
     pub async fn timeline(&self, conn: &mut AsyncPgConnection, filter: &Filter) -> Result<Page<Change>, Error> {
-        timeline(conn, &self.scope, filter, None, DEFAULT_TIMELINE_LIMIT, Surface::Timeline).await
+        timeline(
+            conn,
+            &self.scope,
+            filter,
+            None,
+            DEFAULT_TIMELINE_LIMIT,
+            Surface::Timeline,
+        )
+        .await
     }
 
     /// One page of changes matching `filter`, ordered `captured_at DESC, id DESC`,
@@ -220,7 +230,14 @@ pub struct BlockingReader<'r>(&'r Reader);
 impl BlockingReader<'_> {
     /// See [`Reader::timeline`].
     pub fn timeline(&self, conn: &mut PgConnection, filter: &Filter) -> Result<Page<Change>, Error> {
-        ready(timeline(conn, &self.0.scope, filter, None, DEFAULT_TIMELINE_LIMIT, Surface::Timeline))
+        ready(timeline(
+            conn,
+            &self.0.scope,
+            filter,
+            None,
+            DEFAULT_TIMELINE_LIMIT,
+            Surface::Timeline,
+        ))
     }
 
     /// See [`Reader::timeline_page`].
@@ -231,12 +248,26 @@ impl BlockingReader<'_> {
         cursor: Option<&Cursor>,
         page_size: usize,
     ) -> Result<Page<Change>, Error> {
-        ready(timeline(conn, &self.0.scope, filter, cursor, page_size, Surface::Timeline))
+        ready(timeline(
+            conn,
+            &self.0.scope,
+            filter,
+            cursor,
+            page_size,
+            Surface::Timeline,
+        ))
     }
 
     /// See [`Reader::row_history`].
     pub fn row_history(&self, conn: &mut PgConnection, table: &TableName, key: &RowKey) -> Result<Page<Change>, Error> {
-        ready(row_history(conn, &self.0.scope, table, key, None, DEFAULT_HISTORY_LIMIT))
+        ready(row_history(
+            conn,
+            &self.0.scope,
+            table,
+            key,
+            None,
+            DEFAULT_HISTORY_LIMIT,
+        ))
     }
 
     /// See [`Reader::row_history_page`].
@@ -252,7 +283,13 @@ impl BlockingReader<'_> {
     }
 
     /// See [`Reader::as_of`].
-    pub fn as_of(&self, conn: &mut PgConnection, table: &TableName, key: &RowKey, at: DateTime<Utc>) -> Result<AsOf, Error> {
+    pub fn as_of(
+        &self,
+        conn: &mut PgConnection,
+        table: &TableName,
+        key: &RowKey,
+        at: DateTime<Utc>,
+    ) -> Result<AsOf, Error> {
         ready(as_of(conn, &self.0.scope, table, key, at))
     }
 
@@ -286,7 +323,13 @@ impl BlockingReader<'_> {
         cursor: Option<&Cursor>,
         page_size: usize,
     ) -> Result<CorrelationBundle, Error> {
-        ready(correlation_bundle(conn, &self.0.scope, correlation_id, cursor, page_size))
+        ready(correlation_bundle(
+            conn,
+            &self.0.scope,
+            correlation_id,
+            cursor,
+            page_size,
+        ))
     }
 }
 
@@ -338,7 +381,10 @@ pub(crate) async fn change_page<C: Db>(
             .bind(Bind::BigInt(id))
             .push(")");
     }
-    sql.push(&format!(" ORDER BY c.captured_at DESC, c.id DESC LIMIT {}", page_size + 1));
+    sql.push(&format!(
+        " ORDER BY c.captured_at DESC, c.id DESC LIMIT {}",
+        page_size + 1
+    ));
     let rows: Vec<ChangeRow> = conn.load(sql).await?;
     paginate(
         rows,
@@ -495,7 +541,9 @@ async fn incident_bundle<C: Db>(
     let transaction = TransactionRecord::try_from(row)?;
 
     let print = fingerprint(&format!("incident\u{1e}{transaction_id}"));
-    let mut sql = Sql::new(&format!("SELECT {CHANGE_COLUMNS}{CHANGE_SOURCE} AND c.transaction_id = "));
+    let mut sql = Sql::new(&format!(
+        "SELECT {CHANGE_COLUMNS}{CHANGE_SOURCE} AND c.transaction_id = "
+    ));
     sql.bind(Bind::BigInt(transaction_id));
     restriction.push_table_sql(&mut sql, "c");
     if let Some(cursor) = cursor {
@@ -542,7 +590,10 @@ async fn actor_history<C: Db>(
             .bind(Bind::BigInt(id))
             .push(")");
     }
-    sql.push(&format!(" ORDER BY t.occurred_at DESC, t.id DESC LIMIT {}", page_size + 1));
+    sql.push(&format!(
+        " ORDER BY t.occurred_at DESC, t.id DESC LIMIT {}",
+        page_size + 1
+    ));
     let rows: Vec<TransactionRow> = conn.load(sql).await?;
     paginate(
         rows,
@@ -577,7 +628,10 @@ async fn correlation_bundle<C: Db>(
         restriction.push_table_sql(&mut sql, "c");
         sql.push(")");
     }
-    sql.push(&format!(" ORDER BY a.inserted_at, a.id LIMIT {}", MAX_BUNDLE_ACTIONS + 1));
+    sql.push(&format!(
+        " ORDER BY a.inserted_at, a.id LIMIT {}",
+        MAX_BUNDLE_ACTIONS + 1
+    ));
     let mut rows: Vec<ActionRow> = conn.load(sql).await?;
     let actions_truncated = rows.len() > MAX_BUNDLE_ACTIONS;
     rows.truncate(MAX_BUNDLE_ACTIONS);

@@ -72,8 +72,12 @@ fn actor(value: Option<Value>) -> Result<Option<ActorRef>, Error> {
     value
         .filter(|v| !v.is_null())
         .map(|v| {
-            serde_json::from_value(v)
-                .map_err(|e| Error::invalid("stored actor", format!("an audit row holds an actor Threadline did not write: {e}")))
+            serde_json::from_value(v).map_err(|e| {
+                Error::invalid(
+                    "stored actor",
+                    format!("an audit row holds an actor Threadline did not write: {e}"),
+                )
+            })
         })
         .transpose()
 }

@@ -88,11 +88,13 @@ impl Restriction {
     /// Predicates on the change `change` (an alias), without those of its transaction.
     pub(crate) fn push_table_sql(&self, sql: &mut Sql, change: &str) {
         if let Some(tables) = &self.tables {
-            sql.push(&format!(" AND ({change}.table_schema, {change}.table_name) IN (SELECT * FROM unnest("))
-                .bind(Bind::TextArray(tables.iter().map(|t| t.schema().to_owned()).collect()))
-                .push("::text[], ")
-                .bind(Bind::TextArray(tables.iter().map(|t| t.name().to_owned()).collect()))
-                .push("::text[]))");
+            sql.push(&format!(
+                " AND ({change}.table_schema, {change}.table_name) IN (SELECT * FROM unnest("
+            ))
+            .bind(Bind::TextArray(tables.iter().map(|t| t.schema().to_owned()).collect()))
+            .push("::text[], ")
+            .bind(Bind::TextArray(tables.iter().map(|t| t.name().to_owned()).collect()))
+            .push("::text[]))");
         }
     }
 

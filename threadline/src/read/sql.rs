@@ -45,10 +45,19 @@ impl Sql {
         self
     }
 
-    /// The text, for EXPLAIN tests and error messages.
+    /// The text, for tests.
     #[cfg(test)]
     pub(crate) fn text(&self) -> &str {
         &self.text
+    }
+
+    /// The same query behind `prefix`, such as `EXPLAIN `.
+    #[cfg(test)]
+    pub(crate) fn prefixed(&self, prefix: &str) -> Sql {
+        Sql {
+            text: format!("{prefix}{}", self.text),
+            binds: self.binds.clone(),
+        }
     }
 
     /// The query diesel runs.

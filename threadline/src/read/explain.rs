@@ -1,0 +1,139 @@
+//! Each read index earns its place: the plans of the real read queries, on a trail large
+//! enough for the planner to prefer an index to a scan, use it.
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::Pg;
+use diesel::sql_types::Text;
+use diesel::{PgConnection, QueryableByName};
+
+use super::scope::Scope;
+use super::sql::Sql;
+use super::*;
+use crate::testing::TestDatabase;
+
+/// A connection that records the plan of every query it runs.
+struct Explaining {
+    conn: PgConnection,
+    plans: Vec<String>,
+}
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+impl Db for Explaining {
+    async fn load<R>(&mut self, sql: Sql) -> Result<Vec<R>, Error>
+    where
+        R: QueryableByName<Pg> + Send + 'static,
+    {
+        let plan: Vec<PlanLine> = self.conn.load(sql.prefixed("EXPLAIN ")).await?;
+        self.plans
+            .push(plan.into_iter().map(|l| l.line).collect::<Vec<_>>().join("\n"));
+        self.conn.load(sql).await
+    }
+}
+
+impl Explaining {
+    /// The plans of the queries `read` ran, cleared for the next read.
+    fn plans_of<T>(&mut self, read: impl AsyncFnOnce(&mut Self) -> Result<T, Error>) -> String {
+        self.plans.clear();
+        ready(read(self)).expect("the read succeeds");
+        self.plans.join("\n---\n")
+    }
+}
+
+/// 200 000 changes of 5 000 rows in 40 000 transactions of 500 actors and 2 000 tenants.
+const TRAIL: &str = "
+    CREATE TABLE posts (id bigint PRIMARY KEY, title text);
+    SELECT threadline.audit_table('posts');
+    INSERT INTO threadline.audit_actions (name, actor, correlation_id)
+    SELECT 'action_' || (i % 20), jsonb_build_object('type', 'user', 'id', (i % 500)::text), 'corr-' || (i / 4)
+      FROM generate_series(1, 40000) i;
+    INSERT INTO threadline.audit_transactions
+        (xact_id, occurred_at, actor, request_id, correlation_id, tenant_id, action_id)
+    SELECT (i + 1000)::text::xid8, now() - make_interval(secs => 40000 - i),
+           jsonb_build_object('type', 'user', 'id', (i % 500)::text),
+           'req-' || i, 'corr-' || (i / 4), 'tenant-' || (i % 2000), i
+      FROM generate_series(1, 40000) i;
+    INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, data, captured_at)
+    SELECT i / 5 + 1, 'public', 'posts', jsonb_build_object('id', (i % 5000)::text), 'update',
+           jsonb_build_object('id', i % 5000, 'title', 't' || i), now() - make_interval(secs => (200000 - i) / 5.0)
+      FROM generate_series(0, 199999) i;
+    ANALYZE;
+";
+
+fn assert_uses(plan: &str, index: &str) {
+    assert!(plan.contains(index), "expected {index} in:\n{plan}");
+    assert!(
+        !plan.contains("Seq Scan on audit_changes"),
+        "no scan of audit_changes:\n{plan}"
+    );
+}
+
+#[test]
+fn every_read_path_is_served_by_its_index() {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    conn.batch_execute(TRAIL).unwrap();
+    let mut db = Explaining {
+        conn,
+        plans: Vec::new(),
+    };
+    let scope = Scope::default();
+    let posts: TableName = "posts".parse().unwrap();
+    let key = RowKey::from(1234);
+    let all = Filter::new();
+
+    let plan = db.plans_of(async |c| row_history(c, &scope, &posts, &key, None, 200).await);
+    assert_uses(&plan, "audit_changes_row_history_idx");
+    let at = chrono::Utc::now() - chrono::Duration::hours(3);
+    let plan = db.plans_of(async |c| as_of(c, &scope, &posts, &key, at).await);
+    assert_uses(&plan, "audit_changes_row_history_idx");
+
+    let plan = db.plans_of(async |c| timeline(c, &scope, &all, None, 100, Surface::Timeline).await);
+    assert_uses(&plan, "audit_changes_timeline_idx");
+    let mut deep = None;
+    for _ in 0..18 {
+        let page = ready(timeline(
+            &mut db,
+            &scope,
+            &all,
+            deep.as_ref(),
+            MAX_PAGE_SIZE,
+            Surface::Timeline,
+        ));
+        deep = page.unwrap().next_cursor;
+    }
+    let plan = db.plans_of(async |c| timeline(c, &scope, &all, deep.as_ref(), 100, Surface::Timeline).await);
+    assert_uses(&plan, "audit_changes_timeline_idx");
+    assert!(
+        plan.contains("Index Cond: (ROW(captured_at, id) < ROW("),
+        "the keyset bound is an index condition:\n{plan}"
+    );
+
+    let by_actor = Filter::new().actor(crate::ActorRef::user("77").unwrap());
+    let plan = db.plans_of(async |c| timeline(c, &scope, &by_actor, None, 100, Surface::Timeline).await);
+    assert_uses(&plan, "audit_transactions_actor_idx");
+    let actor = ActorFilter::Is(crate::ActorRef::user("77").unwrap());
+    let plan = db.plans_of(async |c| actor_history(c, &scope, &actor, None, 50).await);
+    assert!(plan.contains("audit_transactions_actor_idx"), "{plan}");
+
+    let plan = db.plans_of(async |c| correlation_bundle(c, &scope, "corr-500", None, 100).await);
+    assert_uses(&plan, "audit_transactions_correlation_idx");
+    assert!(plan.contains("audit_actions_correlation_idx"), "{plan}");
+
+    let by_tenant = Filter::new().tenant_id("tenant-7").unwrap();
+    let plan = db.plans_of(async |c| timeline(c, &scope, &by_tenant, None, 100, Surface::Timeline).await);
+    assert_uses(&plan, "audit_transactions_tenant_idx");
+    let by_request = Filter::new().request_id("req-99").unwrap();
+    let plan = db.plans_of(async |c| timeline(c, &scope, &by_request, None, 100, Surface::Timeline).await);
+    assert_uses(&plan, "audit_transactions_request_idx");
+    let by_action = Filter::new().action("action_3").unwrap();
+    let plan = db.plans_of(async |c| timeline(c, &scope, &by_action, None, 100, Surface::Timeline).await);
+    assert!(!plan.contains("Seq Scan on audit_changes"), "{plan}");
+
+    let plan = db.plans_of(async |c| incident_bundle(c, &scope, 777, None, 100).await);
+    assert_uses(&plan, "audit_changes_transaction_id_idx");
+}
