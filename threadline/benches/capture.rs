@@ -19,6 +19,10 @@
 //! `synchronous_commit=off` for `THREADLINE_BENCH_SECONDS` (default 5) per variant and
 //! reports transactions per second (`*_tps`) and the mean transaction time (`*_ms`).
 //!
+//! `THREADLINE_BENCH_DROP_INDEXES` (a comma-separated list of index names in schema
+//! `threadline`, such as `audit_changes_timeline_idx`) drops those indexes first, to price
+//! what each read index costs the writes.
+//!
 //! The database is `DATABASE_URL`'s server, or a private one as in `threadline::testing`.
 
 use std::time::{Duration, Instant};
@@ -304,6 +308,17 @@ fn main() {
     let seconds = env_number("THREADLINE_BENCH_SECONDS", 5).max(1);
     let db = TestDatabase::new().expect("benchmark database");
     let mut conn = db.connect().expect("connect");
+    let dropped: Vec<String> = std::env::var("THREADLINE_BENCH_DROP_INDEXES")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for index in &dropped {
+        run(&mut conn, &format!("DROP INDEX threadline.\"{}\"", index.replace('"', "")));
+    }
+    println!("{}", json!({"scenario": "setup", "dropped_indexes": dropped}));
     run(&mut conn, ROWLEVEL_SETUP);
     for line in bulk(&mut conn, rows, repeat) {
         println!("{line}");
