@@ -47,7 +47,7 @@ fn an_application_role_writes_audited_tables_but_cannot_touch_the_trail() {
         "SELECT threadline.unaudit_table('posts')",
         "SELECT threadline.audit_table('posts', '{}')",
         "SELECT threadline.require_actor(false)",
-        "SELECT threadline.transaction_for_capture()",
+        "SELECT threadline.transaction_for_capture(now())",
     ] {
         let message = exec_err(&mut app, sql);
         assert!(message.contains("permission denied"), "{sql}: {message}");

@@ -48,6 +48,10 @@ fn an_incident_shows_the_transaction_its_action_and_per_field_diffs() {
         ],
         "capture order"
     );
+    assert_eq!(
+        incident.transaction.occurred_at, changes[0].change.captured_at,
+        "a transaction occurs when its first change is captured"
+    );
     let update = &changes[0].fields;
     assert_eq!(update.len(), 2);
     assert_eq!(update[0].name, "email");

@@ -1,29 +1,147 @@
 //! The `threadline` command.
 //!
-//! This release prints the schema SQL, for installing Threadline with psql or any
-//! migration tool: `threadline install-sql | psql "$DATABASE_URL"`.
+//! It prints the schema SQL, for installing Threadline with psql or any migration tool
+//! (`threadline install-sql | psql "$DATABASE_URL"`), and reads the audit trail: the
+//! timeline, a row's history, a row as of a time, one transaction's changes, and exports.
 
+mod args;
+mod export;
+mod read;
+
+use std::io::{self, Write};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: threadline <command>
+use diesel::{Connection, PgConnection};
+
+use args::{Args, Spec};
+
+/// The top-level help.
+const USAGE: &str = "usage: threadline <command> [arguments]
 
 commands:
+  timeline        list the newest changes, filtered
+  history         list the changes of one row
+  as-of           show a row as it was at a time
+  incident        show one transaction: its context, action and per-field changes
+  export          write the changes a filter selects as CSV, JSON or NDJSON
   install-sql     print the SQL that installs the threadline schema
   uninstall-sql   print the SQL that removes it, with every audit row
   --version       print the version
-  --help          print this help";
+  --help          print this help
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["install-sql"] => print!("{}", threadline::schema::INSTALL_SQL),
-        ["uninstall-sql"] => print!("{}", threadline::schema::UNINSTALL_SQL),
-        ["--version" | "-V"] => println!("threadline {}", env!("CARGO_PKG_VERSION")),
-        ["--help" | "-h"] => println!("{USAGE}"),
-        _ => {
-            eprintln!("threadline: unknown command {args:?}\n\n{USAGE}");
-            return ExitCode::from(2);
+Run 'threadline <command> --help' for a command's arguments. Commands that read the
+trail connect to --database-url URL, else to $DATABASE_URL.";
+
+/// Runs one command with its parsed arguments.
+type Run = fn(&Args) -> Result<(), Failure>;
+
+/// The commands that read the trail, with what each accepts and how it runs.
+static COMMANDS: [(&Spec, Run); 5] = [
+    (&read::TIMELINE, read::timeline),
+    (&read::HISTORY, read::history),
+    (&read::AS_OF, read::as_of),
+    (&read::INCIDENT, read::incident),
+    (&export::EXPORT, export::export),
+];
+
+/// Why a command failed, and so its exit status.
+#[derive(Debug)]
+pub enum Failure {
+    /// The command line or a value on it was wrong: exit status 2.
+    Usage(String),
+    /// The command could not do its work (not found, database, output): exit status 1.
+    Runtime(String),
+    /// Whoever read standard output stopped reading (as `head` does): exit quietly.
+    Closed,
+}
+
+impl From<threadline::Error> for Failure {
+    fn from(error: threadline::Error) -> Self {
+        match error {
+            threadline::Error::Invalid { .. } | threadline::Error::InvalidCursor(_) => {
+                Failure::Usage(error.to_string())
+            }
+            threadline::Error::Io(io) => Failure::from(io),
+            other => Failure::Runtime(other.to_string()),
         }
     }
-    ExitCode::SUCCESS
+}
+
+impl From<io::Error> for Failure {
+    fn from(error: io::Error) -> Self {
+        if error.kind() == io::ErrorKind::BrokenPipe {
+            Failure::Closed
+        } else {
+            Failure::Runtime(format!("cannot write the output: {error}"))
+        }
+    }
+}
+
+/// Prints `threadline: <message>` on standard error.
+pub fn note(message: impl std::fmt::Display) {
+    let _ = writeln!(io::stderr(), "threadline: {message}");
+}
+
+/// Connects to the database the arguments name.
+pub fn connect(args: &Args) -> Result<PgConnection, Failure> {
+    let url = args.database_url()?;
+    PgConnection::establish(&url).map_err(|e| Failure::Runtime(format!("cannot connect to the database: {e}")))
+}
+
+/// Prints `text` on standard output.
+fn print(text: &str) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    Ok(out.flush()?)
+}
+
+fn run(args: &[String]) -> Result<(), Failure> {
+    let Some((command, rest)) = args.split_first() else {
+        return Err(Failure::Usage(format!("no command given\n\n{USAGE}")));
+    };
+    if let Some((spec, run)) = COMMANDS.iter().find(|(spec, _)| spec.command == command) {
+        return match spec.parse(rest)? {
+            Some(args) => run(&args),
+            None => print(&format!("{}\n", spec.help)),
+        };
+    }
+    match (command.as_str(), rest) {
+        ("install-sql", []) => print(threadline::schema::INSTALL_SQL),
+        ("uninstall-sql", []) => print(threadline::schema::UNINSTALL_SQL),
+        ("--version" | "-V", []) => print(&format!("threadline {}\n", env!("CARGO_PKG_VERSION"))),
+        ("--help" | "-h" | "help", []) => print(&format!("{USAGE}\n")),
+        ("install-sql" | "uninstall-sql" | "--version" | "-V" | "--help" | "-h" | "help", _) => {
+            Err(Failure::Usage(format!("{command} takes no arguments")))
+        }
+        _ => {
+            let known: Vec<&str> = COMMANDS
+                .iter()
+                .map(|(spec, _)| spec.command)
+                .chain(["install-sql", "uninstall-sql"])
+                .collect();
+            let hint = args::suggest(command, &known)
+                .map(|c| format!(" (did you mean {c}?)"))
+                .unwrap_or_default();
+            Err(Failure::Usage(format!("unknown command {command:?}{hint}\n\n{USAGE}")))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Result<Vec<String>, _> = std::env::args_os().skip(1).map(|a| a.into_string()).collect();
+    let result = match args {
+        Ok(args) => run(&args),
+        Err(arg) => Err(Failure::Usage(format!("arguments must be UTF-8, got {arg:?}"))),
+    };
+    match result {
+        Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            note(message);
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(message)) => {
+            note(message);
+            ExitCode::FAILURE
+        }
+    }
 }

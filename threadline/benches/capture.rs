@@ -316,7 +316,10 @@ fn main() {
         .map(str::to_owned)
         .collect();
     for index in &dropped {
-        run(&mut conn, &format!("DROP INDEX threadline.\"{}\"", index.replace('"', "")));
+        run(
+            &mut conn,
+            &format!("DROP INDEX threadline.\"{}\"", index.replace('"', "")),
+        );
     }
     println!("{}", json!({"scenario": "setup", "dropped_indexes": dropped}));
     run(&mut conn, ROWLEVEL_SETUP);

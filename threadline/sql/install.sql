@@ -84,6 +84,9 @@ CREATE INDEX audit_changes_row_history_idx
     ON threadline.audit_changes (table_schema, table_name, table_pk, captured_at DESC, id DESC);
 -- Timeline pages, newest first, by keyset:
 CREATE INDEX audit_changes_timeline_idx ON threadline.audit_changes (captured_at DESC, id DESC);
+-- Timeline pages of one table, however rarely it is written:
+CREATE INDEX audit_changes_table_timeline_idx
+    ON threadline.audit_changes (table_schema, table_name, captured_at DESC, id DESC);
 -- Actor history and the actor filter:
 CREATE INDEX audit_transactions_actor_idx
     ON threadline.audit_transactions ((actor ->> 'type'), (actor ->> 'id'), occurred_at DESC, id DESC)
@@ -219,9 +222,10 @@ END
 $$;
 
 -- Finds or creates the audit transaction row of the current transaction. Called by
--- the generated capture functions once per statement; it runs with their fixed
+-- the generated capture functions once per statement, with the clock of the statement
+-- (so a transaction occurs when its first change is captured); it runs with their fixed
 -- search_path and is closed to everyone else.
-CREATE FUNCTION threadline.transaction_for_capture() RETURNS bigint
+CREATE FUNCTION threadline.transaction_for_capture(at timestamptz) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     v_cached text := current_setting('threadline.transaction', true);
@@ -243,9 +247,10 @@ BEGIN
                   HINT = 'Write through threadline::transaction, or run SELECT threadline.set_actor(''{"type": "user", "id": "42"}'') first in this transaction.';
     END IF;
     INSERT INTO threadline.audit_transactions
-        (xact_id, actor, request_id, correlation_id, tenant_id, action_id, source, meta)
+        (xact_id, occurred_at, actor, request_id, correlation_id, tenant_id, action_id, source, meta)
     VALUES (
         pg_current_xact_id(),
+        at,
         v_actor,
         nullif(current_setting('threadline.request_id', true), ''),
         nullif(current_setting('threadline.correlation_id', true), ''),
@@ -731,14 +736,14 @@ DECLARE
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, data, captured_at)
-        SELECT (SELECT threadline.transaction_for_capture()), %1$L, %2$L, %3$s, 'insert', %5$s, v_at FROM threadline_new n;
+        SELECT (SELECT threadline.transaction_for_capture(v_at)), %1$L, %2$L, %3$s, 'insert', %5$s, v_at FROM threadline_new n;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, data, captured_at)
-        SELECT (SELECT threadline.transaction_for_capture()), %1$L, %2$L, %4$s, 'delete', %6$s, v_at FROM threadline_old o;
+        SELECT (SELECT threadline.transaction_for_capture(v_at)), %1$L, %2$L, %4$s, 'delete', %6$s, v_at FROM threadline_old o;
     ELSIF TG_OP = 'UPDATE' THEN
         INSERT INTO threadline.audit_changes
             (transaction_id, table_schema, table_name, table_pk, op, data, changed_fields, changed_from, from_update, captured_at)
-        SELECT (SELECT threadline.transaction_for_capture()), %1$L, %2$L,
+        SELECT (SELECT threadline.transaction_for_capture(v_at)), %1$L, %2$L,
                CASE WHEN n.%7$I IS NULL THEN %4$s ELSE %3$s END,
                CASE WHEN n.%7$I IS NULL THEN 'delete' WHEN o.%7$I IS NULL THEN 'insert' ELSE 'update' END,
                CASE WHEN n.%7$I IS NULL THEN %6$s ELSE %5$s END,
@@ -750,7 +755,7 @@ BEGIN
          WHERE n.%7$I IS NULL OR o.%7$I IS NULL OR %11$s;
     ELSE
         INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, data, captured_at)
-        VALUES (threadline.transaction_for_capture(), %1$L, %2$L, '{}', 'truncate',
+        VALUES (threadline.transaction_for_capture(v_at), %1$L, %2$L, '{}', 'truncate',
                 CASE WHEN TG_RELID <> %12$s THEN jsonb_build_object('partition', format('%%I.%%I', TG_TABLE_SCHEMA, TG_TABLE_NAME)) END,
                 v_at);
     END IF;

@@ -44,7 +44,8 @@ impl Explaining {
     }
 }
 
-/// 200 000 changes of 5 000 rows in 40 000 transactions of 500 actors and 2 000 tenants.
+/// 200 000 changes of 5 000 rows in 40 000 transactions of 500 actors and 2 000 tenants,
+/// and 500 changes of a rarely written table.
 const TRAIL: &str = "
     CREATE TABLE posts (id bigint PRIMARY KEY, title text);
     SELECT threadline.audit_table('posts');
@@ -61,6 +62,9 @@ const TRAIL: &str = "
     SELECT i / 5 + 1, 'public', 'posts', jsonb_build_object('id', (i % 5000)::text), 'update',
            jsonb_build_object('id', i % 5000, 'title', 't' || i), now() - make_interval(secs => (200000 - i) / 5.0)
       FROM generate_series(0, 199999) i;
+    INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, data, captured_at)
+    SELECT i * 40 + 1, 'public', 'rare', jsonb_build_object('id', i::text), 'insert', '{}', now() - make_interval(secs => i * 40)
+      FROM generate_series(1, 500) i;
     ANALYZE;
 ";
 
@@ -112,6 +116,23 @@ fn every_read_path_is_served_by_its_index() {
         plan.contains("Index Cond: (ROW(captured_at, id) < ROW("),
         "the keyset bound is an index condition:\n{plan}"
     );
+
+    let by_table = Filter::new().table("rare").unwrap();
+    let plan = db.plans_of(async |c| timeline(c, &scope, &by_table, None, 100, Surface::Timeline).await);
+    assert_uses(&plan, "audit_changes_table_timeline_idx");
+    let table_page = ready(timeline(&mut db, &scope, &by_table, None, 10, Surface::Timeline)).unwrap();
+    let plan = db.plans_of(async |c| {
+        timeline(
+            c,
+            &scope,
+            &by_table,
+            table_page.next_cursor.as_ref(),
+            10,
+            Surface::Timeline,
+        )
+        .await
+    });
+    assert_uses(&plan, "audit_changes_table_timeline_idx");
 
     let by_actor = Filter::new().actor(crate::ActorRef::user("77").unwrap());
     let plan = db.plans_of(async |c| timeline(c, &scope, &by_actor, None, 100, Surface::Timeline).await);

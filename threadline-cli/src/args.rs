@@ -1,0 +1,330 @@
+//! A small hand-rolled command-line parser: positionals, `--flag value`,
+//! `--flag=value`, switches, `--` and `--help`, with "did you mean" hints.
+
+use std::str::FromStr;
+
+use threadline::read::{Cursor, Filter, MAX_PAGE_SIZE};
+
+use crate::Failure;
+
+/// The filter flags of `timeline` and `export`, each with the
+/// [`Filter::from_pairs`] key it maps to.
+pub const FILTER_FLAGS: [(&str, &str); 9] = [
+    ("table", "table"),
+    ("actor", "actor"),
+    ("from", "from"),
+    ("to", "to"),
+    ("request-id", "request_id"),
+    ("correlation-id", "correlation_id"),
+    ("action", "action"),
+    ("op", "op"),
+    ("tenant", "tenant_id"),
+];
+
+/// The flag every database command accepts.
+const DATABASE_URL: &str = "database-url";
+
+/// Page size of the read commands when `--page-size` is not given.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+
+/// What one command accepts.
+#[derive(Debug)]
+pub struct Spec {
+    /// The command's name, as typed.
+    pub command: &'static str,
+    /// Names of its positional arguments, in order; all are required.
+    pub positionals: &'static [&'static str],
+    /// Flags that take a value (without the leading `--`), besides `--database-url` and
+    /// the filter flags.
+    pub options: &'static [&'static str],
+    /// Flags that take no value.
+    pub switches: &'static [&'static str],
+    /// Whether the [`FILTER_FLAGS`] are accepted.
+    pub filters: bool,
+    /// The text `--help` prints.
+    pub help: &'static str,
+}
+
+impl Spec {
+    /// Every flag name the command accepts, for hints.
+    fn flag_names(&self) -> Vec<&'static str> {
+        let filters = FILTER_FLAGS.iter().filter(|_| self.filters).map(|(flag, _)| *flag);
+        let mut names: Vec<&'static str> = self
+            .options
+            .iter()
+            .chain(self.switches)
+            .copied()
+            .chain(filters)
+            .collect();
+        names.extend([DATABASE_URL, "help"]);
+        names
+    }
+
+    fn takes_value(&self, flag: &str) -> bool {
+        flag == DATABASE_URL
+            || self.options.contains(&flag)
+            || (self.filters && FILTER_FLAGS.iter().any(|(name, _)| *name == flag))
+    }
+
+    /// A usage error that points at the command's help.
+    pub fn usage(&self, message: impl std::fmt::Display) -> Failure {
+        Failure::Usage(format!("{message}\nrun 'threadline {} --help' for usage", self.command))
+    }
+
+    /// Parses the arguments after the command name; `None` when help was asked for.
+    pub fn parse(&'static self, raw: &[String]) -> Result<Option<Args>, Failure> {
+        let mut args = Args {
+            spec: self,
+            positionals: Vec::new(),
+            values: Vec::new(),
+            switches: Vec::new(),
+        };
+        let mut rest = raw.iter();
+        while let Some(arg) = rest.next() {
+            if arg == "--" {
+                args.positionals.extend(rest.by_ref().cloned());
+                break;
+            }
+            if arg == "--help" || arg == "-h" {
+                return Ok(None);
+            }
+            let Some(flag) = arg.strip_prefix("--") else {
+                // `-` alone and negative numbers (a key like -5) are arguments.
+                let flag_like = arg
+                    .strip_prefix('-')
+                    .is_some_and(|rest| !rest.is_empty() && !rest.starts_with(|c: char| c.is_ascii_digit()));
+                if flag_like {
+                    return Err(self.usage(format!("unknown flag {arg}")));
+                }
+                args.positionals.push(arg.clone());
+                continue;
+            };
+            let (name, inline) = match flag.split_once('=') {
+                Some((name, value)) => (name, Some(value.to_owned())),
+                None => (flag, None),
+            };
+            let Some(name) = self.flag_names().into_iter().find(|known| *known == name) else {
+                let hint = suggest(name, &self.flag_names())
+                    .map(|known| format!(" (did you mean --{known}?)"))
+                    .unwrap_or_default();
+                return Err(self.usage(format!("unknown flag --{name} for {}{hint}", self.command)));
+            };
+            if name == "help" {
+                return Ok(None);
+            }
+            if args.values.iter().any(|(n, _)| *n == name) || args.switches.contains(&name) {
+                return Err(self.usage(format!("--{name} is given twice")));
+            }
+            if !self.takes_value(name) {
+                if inline.is_some() {
+                    return Err(self.usage(format!("--{name} takes no value")));
+                }
+                args.switches.push(name);
+                continue;
+            }
+            let value = match inline {
+                Some(value) => value,
+                None => match rest.next() {
+                    Some(value) if !value.starts_with("--") => value.clone(),
+                    _ => return Err(self.usage(format!("--{name} needs a value"))),
+                },
+            };
+            args.values.push((name, value));
+        }
+        if args.positionals.len() != self.positionals.len() {
+            let expected = match self.positionals {
+                [] => "no arguments".to_owned(),
+                names => names.iter().map(|n| format!("<{n}>")).collect::<Vec<_>>().join(" "),
+            };
+            return Err(self.usage(format!(
+                "{} takes {expected}, got {} argument{}",
+                self.command,
+                args.positionals.len(),
+                if args.positionals.len() == 1 { "" } else { "s" }
+            )));
+        }
+        Ok(Some(args))
+    }
+}
+
+/// A parsed command line, checked against its [`Spec`].
+#[derive(Debug)]
+pub struct Args {
+    spec: &'static Spec,
+    positionals: Vec<String>,
+    values: Vec<(&'static str, String)>,
+    switches: Vec<&'static str>,
+}
+
+impl Args {
+    /// The positional argument at `index` (the parser checked there are enough).
+    pub fn positional(&self, index: usize) -> &str {
+        &self.positionals[index]
+    }
+
+    /// The value of a flag, if given.
+    pub fn value(&self, flag: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(name, _)| *name == flag)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether a switch was given.
+    pub fn switch(&self, flag: &str) -> bool {
+        self.switches.contains(&flag)
+    }
+
+    /// A usage error of this command.
+    pub fn usage(&self, message: impl std::fmt::Display) -> Failure {
+        self.spec.usage(message)
+    }
+
+    /// A flag's value parsed as a number.
+    pub fn number<T: FromStr>(&self, flag: &str) -> Result<Option<T>, Failure> {
+        self.value(flag)
+            .map(|text| {
+                text.trim()
+                    .parse()
+                    .map_err(|_| self.usage(format!("--{flag}: {text:?} is not a whole number")))
+            })
+            .transpose()
+    }
+
+    /// `--page-size`, checked to be 1 to [`MAX_PAGE_SIZE`]; `None` when not given.
+    pub fn page_size(&self) -> Result<Option<usize>, Failure> {
+        match self.number::<usize>("page-size")? {
+            Some(size) if size == 0 || size > MAX_PAGE_SIZE => {
+                Err(self.usage(format!("--page-size: {size} is not between 1 and {MAX_PAGE_SIZE}")))
+            }
+            size => Ok(size),
+        }
+    }
+
+    /// `--cursor`, parsed; `None` when not given.
+    pub fn cursor(&self) -> Result<Option<Cursor>, Failure> {
+        self.value("cursor")
+            .map(|text| text.trim().parse().map_err(|e| self.usage(e)))
+            .transpose()
+    }
+
+    /// The filter the filter flags describe, validated by [`Filter::from_pairs`].
+    pub fn filter(&self) -> Result<Filter, Failure> {
+        let pairs = self.values.iter().filter_map(|(flag, value)| {
+            FILTER_FLAGS
+                .iter()
+                .find(|(name, _)| name == flag)
+                .map(|(_, key)| (*key, value.as_str()))
+        });
+        Filter::from_pairs(pairs).map_err(|error| match error {
+            threadline::Error::Invalid { field, reason } => match FILTER_FLAGS.iter().find(|(_, key)| *key == field) {
+                Some((flag, _)) => self.usage(format!("--{flag}: {reason}")),
+                None => self.usage(format!("invalid {field}: {reason}")),
+            },
+            other => self.usage(other),
+        })
+    }
+
+    /// The database URL: `--database-url`, else `DATABASE_URL`.
+    pub fn database_url(&self) -> Result<String, Failure> {
+        self.value(DATABASE_URL)
+            .map(str::to_owned)
+            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .filter(|url| !url.trim().is_empty())
+            .ok_or_else(|| self.usage("no database: pass --database-url URL or set DATABASE_URL"))
+    }
+}
+
+/// The candidate closest to `word`, when it is a plausible typo of it.
+pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != *cb)).min(row[j] + 1).min(current + 1);
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SPEC: Spec = Spec {
+        command: "demo",
+        positionals: &["table"],
+        options: &["page-size"],
+        switches: &["json"],
+        filters: true,
+        help: "",
+    };
+
+    fn parse(args: &[&str]) -> Result<Option<Args>, Failure> {
+        SPEC.parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    fn usage(args: &[&str]) -> String {
+        match parse(args) {
+            Err(Failure::Usage(message)) => message,
+            other => panic!("{args:?} parsed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn both_value_forms_switches_and_the_terminator_parse() {
+        let args = parse(&["--page-size", "5", "posts", "--op=update", "--json"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(args.positional(0), "posts");
+        assert_eq!(args.page_size().unwrap(), Some(5));
+        assert_eq!(args.value("op"), Some("update"));
+        assert!(args.switch("json"));
+        for positional in ["-5", "-", "é"] {
+            assert_eq!(parse(&[positional]).unwrap().unwrap().positional(0), positional);
+        }
+        let args = parse(&["--", "--json"]).unwrap().unwrap();
+        assert_eq!(args.positional(0), "--json");
+        assert!(!args.switch("json"));
+        assert!(parse(&["posts", "--help"]).unwrap().is_none());
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors() {
+        assert!(usage(&["posts", "--tabel", "x"]).contains("did you mean --table?"));
+        assert!(usage(&["posts", "--json=yes"]).contains("takes no value"));
+        assert!(usage(&["posts", "--op"]).contains("needs a value"));
+        assert!(usage(&["posts", "--op", "--json"]).contains("needs a value"));
+        assert!(usage(&["posts", "--op=insert", "--op=update"]).contains("twice"));
+        assert!(usage(&[]).contains("takes <table>, got 0 arguments"));
+        assert!(usage(&["posts", "-x"]).contains("unknown flag -x"));
+        let args = parse(&["posts", "--page-size=0", "--from=yesterday"]).unwrap().unwrap();
+        assert!(matches!(args.page_size(), Err(Failure::Usage(m)) if m.contains("between 1 and")));
+        assert!(
+            matches!(args.filter(), Err(Failure::Usage(m)) if m.starts_with("--from: \"yesterday\" is not an RFC 3339"))
+        );
+    }
+
+    #[test]
+    fn filter_flags_map_to_filter_keys() {
+        let args = parse(&["posts", "--tenant", "acme", "--request-id=r1", "--actor", "user:42"])
+            .unwrap()
+            .unwrap();
+        let expected = Filter::from_pairs([("tenant_id", "acme"), ("request_id", "r1"), ("actor", "user:42")]).unwrap();
+        assert_eq!(args.filter().unwrap(), expected);
+    }
+}

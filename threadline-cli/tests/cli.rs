@@ -1,0 +1,723 @@
+//! The `threadline` read commands, run as a process against a real database.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::{PgConnection, RunQueryDsl};
+use serde_json::{Value, json};
+use threadline::testing::TestDatabase;
+use threadline::{Action, ActorRef, AuditContext};
+
+/// What one run of the command printed, and how it exited.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// The standard output as one JSON document.
+    fn json(&self) -> Value {
+        assert_eq!(self.code, 0, "{self:?}");
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+
+    /// Asserts a failure with `code` whose message contains `text`.
+    fn fails(&self, code: i32, text: &str) {
+        assert_eq!(self.code, code, "{self:?}");
+        assert!(self.stderr.starts_with("threadline: "), "{self:?}");
+        assert!(self.stderr.contains(text), "expected {text:?} in {self:?}");
+    }
+}
+
+/// Runs `threadline` with `args`, never reading `DATABASE_URL` from the environment.
+fn threadline(args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_threadline"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run threadline");
+    Run {
+        code: output.status.code().expect("exit code"),
+        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+    }
+}
+
+/// Runs `threadline <command> --database-url <db> <args>`.
+fn run(db: &TestDatabase, command: &str, args: &[&str]) -> Run {
+    let mut all = vec![command, "--database-url", db.url()];
+    all.extend(args);
+    threadline(&all)
+}
+
+fn exec(conn: &mut PgConnection, sql: &str) {
+    conn.batch_execute(sql).unwrap_or_else(|e| panic!("{sql}\nfailed: {e}"));
+}
+
+/// Runs `sql` in one audited transaction; returns its audit transaction id.
+fn audited(conn: &mut PgConnection, ctx: &AuditContext, sql: &str) -> i64 {
+    threadline::blocking::transaction(conn, ctx, |conn| {
+        diesel::sql_query(sql).execute(conn)?;
+        Ok::<_, threadline::Error>(())
+    })
+    .expect("audited write")
+    .transaction_id
+    .expect("the write was audited")
+}
+
+fn context(actor: ActorRef, request: &str, correlation: &str, action: &str) -> AuditContext {
+    AuditContext::new()
+        .with_actor(actor)
+        .with_request_id(request)
+        .unwrap()
+        .with_correlation_id(correlation)
+        .unwrap()
+        .with_action(Action::new(action).unwrap())
+}
+
+/// The audit transactions of the blog fixture.
+struct Blog {
+    created: i64,
+    edited: i64,
+    deleted: i64,
+}
+
+/// Posts 1 and 2 created by user 42, post 1 retitled by admin 7, post 1 deleted by user 42:
+/// six changes in three transactions.
+fn blog(conn: &mut PgConnection) -> Blog {
+    exec(
+        conn,
+        "CREATE TABLE posts (id int PRIMARY KEY, title text, body text);
+         SELECT threadline.audit_table('posts');",
+    );
+    let user = || ActorRef::user("42").unwrap();
+    Blog {
+        created: audited(
+            conn,
+            &context(user(), "req-1", "corr-1", "post_created"),
+            "INSERT INTO posts VALUES (1, 'Hello', 'first'), (2, 'Second', 'more')",
+        ),
+        edited: audited(
+            conn,
+            &context(ActorRef::admin("7").unwrap(), "req-2", "corr-2", "post_edited"),
+            "UPDATE posts SET title = 'Hello, world' WHERE id = 1",
+        ),
+        deleted: audited(
+            conn,
+            &context(user(), "req-3", "corr-3", "post_deleted"),
+            "DELETE FROM posts WHERE id = 1",
+        ),
+    }
+}
+
+fn setup() -> (TestDatabase, PgConnection) {
+    let db = TestDatabase::new().expect("test database");
+    let conn = db.connect().expect("connect");
+    (db, conn)
+}
+
+/// The fields of a serialized change, in order.
+const CHANGE_FIELDS: [&str; 16] = [
+    "id",
+    "transaction_id",
+    "captured_at",
+    "table_schema",
+    "table_name",
+    "op",
+    "table_pk",
+    "data",
+    "changed_fields",
+    "changed_from",
+    "from_update",
+    "actor",
+    "request_id",
+    "correlation_id",
+    "tenant_id",
+    "action",
+];
+
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+fn assert_change_shape(change: &Value) {
+    let mut expected = CHANGE_FIELDS.to_vec();
+    expected.sort_unstable();
+    assert_eq!(keys(change), expected, "{change}");
+}
+
+/// A fresh directory for a test's output files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+#[test]
+fn timeline_json_is_a_page_of_changes_with_context() {
+    let (db, mut conn) = setup();
+    let blog = blog(&mut conn);
+
+    let page = run(&db, "timeline", &["--json"]).json();
+    assert_eq!(keys(&page), ["entries", "next_cursor"]);
+    assert_eq!(page["next_cursor"], Value::Null);
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 4);
+    entries.iter().for_each(assert_change_shape);
+    let newest = &entries[0];
+    assert_eq!(newest["op"], "delete");
+    assert_eq!(newest["transaction_id"], blog.deleted);
+    assert_eq!(newest["table_schema"], "public");
+    assert_eq!(newest["table_name"], "posts");
+    assert_eq!(newest["table_pk"], json!({"id": "1"}));
+    assert_eq!(newest["actor"], json!({"type": "user", "id": "42"}));
+    assert_eq!(newest["request_id"], "req-3");
+    assert_eq!(newest["correlation_id"], "corr-3");
+    assert_eq!(newest["action"], "post_deleted");
+    let update = &entries[1];
+    assert_eq!(update["changed_fields"], json!(["title"]));
+    assert_eq!(update["changed_from"], json!({"title": "Hello"}));
+    assert_eq!(update["data"]["title"], "Hello, world");
+
+    // Filters, in both flag forms.
+    let edits = run(
+        &db,
+        "timeline",
+        &["--json", "--op=update", "--actor", "admin:7", "--table", "posts"],
+    )
+    .json();
+    assert_eq!(edits["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(edits["entries"][0]["transaction_id"], blog.edited);
+    let created = run(
+        &db,
+        "timeline",
+        &["--json", "--action=post_created", "--request-id", "req-1"],
+    )
+    .json();
+    assert_eq!(created["entries"].as_array().unwrap().len(), 2);
+    let none = run(&db, "timeline", &["--json", "--correlation-id", "corr-9"]).json();
+    assert_eq!(none, json!({"entries": [], "next_cursor": null}));
+}
+
+#[test]
+fn timeline_pages_follow_their_cursor() {
+    let (db, mut conn) = setup();
+    blog(&mut conn);
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut args = vec!["--json", "--page-size", "3"];
+        if let Some(cursor) = &cursor {
+            args.extend(["--cursor", cursor]);
+        }
+        let page = run(&db, "timeline", &args).json();
+        seen.extend(
+            page["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 4);
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first: {seen:?}");
+
+    // The human listing tells where the next page starts.
+    let first = run(&db, "timeline", &["--page-size=1"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(first.stdout.lines().count(), 1);
+    assert!(
+        first.stderr.starts_with("threadline: more changes: --cursor c1."),
+        "{first:?}"
+    );
+    // A cursor belongs to its filter.
+    let cursor = first.stderr.trim().rsplit(' ').next().unwrap();
+    run(&db, "timeline", &["--table", "posts", "--cursor", cursor]).fails(2, "another read or filter");
+    run(&db, "timeline", &["--cursor", "nonsense"]).fails(2, "invalid cursor");
+}
+
+#[test]
+fn timeline_lines_are_aligned_and_name_actor_and_action() {
+    let (db, mut conn) = setup();
+    blog(&mut conn);
+    exec(&mut conn, "UPDATE posts SET body = 'edited from psql' WHERE id = 2");
+
+    let out = run(&db, "timeline", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{}", out.stdout);
+    let psql: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        psql[1..],
+        ["update", "public.posts", "{\"id\":\"2\"}", "-", "-", "body"]
+    );
+    let edit: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(
+        edit[1..],
+        [
+            "update",
+            "public.posts",
+            "{\"id\":\"1\"}",
+            "admin:7",
+            "post_edited",
+            "title"
+        ]
+    );
+    let insert: Vec<&str> = lines[4].split_whitespace().collect();
+    assert_eq!(insert[4..], ["user:42", "post_created", "-"]);
+    // Columns start at the same place on every line.
+    for column in [lines[2].find("admin:7").unwrap(), lines[2].find("post_edited").unwrap()] {
+        for line in &lines {
+            assert_eq!(&line.as_bytes()[column - 2..column], b"  ", "{}", out.stdout);
+            assert_ne!(line.as_bytes()[column], b' ', "{}", out.stdout);
+        }
+    }
+
+    let empty = run(&db, "timeline", &["--tenant", "nobody"]);
+    assert_eq!((empty.code, empty.stdout.as_str()), (0, ""));
+    assert!(empty.stderr.contains("no changes match"), "{empty:?}");
+}
+
+#[test]
+fn history_lists_one_row_newest_first() {
+    let (db, mut conn) = setup();
+    let blog = blog(&mut conn);
+
+    let history = run(&db, "history", &["posts", "1", "--json"]).json();
+    let changes = history.as_array().expect("a JSON array");
+    let ops: Vec<&str> = changes.iter().map(|c| c["op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["delete", "update", "insert"]);
+    changes.iter().for_each(assert_change_shape);
+    assert_eq!(changes[2]["transaction_id"], blog.created);
+
+    // More pages: the cursor goes to stderr, the JSON stays an array.
+    let first = run(&db, "history", &["public.posts", "1", "--json", "--page-size", "2"]);
+    assert_eq!(first.json().as_array().unwrap().len(), 2);
+    assert!(
+        first.stderr.starts_with("threadline: more changes: --cursor "),
+        "{first:?}"
+    );
+    let cursor = first.stderr.trim().rsplit(' ').next().unwrap();
+    let rest = run(
+        &db,
+        "history",
+        &["public.posts", "1", "--json", "--page-size=2", "--cursor", cursor],
+    );
+    assert_eq!(rest.json()[0]["op"], "insert");
+    assert_eq!(rest.stderr, "");
+
+    let human = run(&db, "history", &["posts", "id=1"]);
+    assert_eq!(human.code, 0, "{human:?}");
+    assert_eq!(human.stdout.lines().count(), 3);
+    assert!(human.stdout.lines().next().unwrap().contains("delete"), "{human:?}");
+
+    run(&db, "history", &["posts", "99"]).fails(1, "row not found");
+    run(&db, "history", &["comments", "1"]).fails(1, "not found");
+    run(&db, "history", &["posts"]).fails(2, "history takes <table> <key>, got 1 argument");
+}
+
+#[test]
+fn history_finds_a_row_by_its_composite_key() {
+    let (db, mut conn) = setup();
+    exec(
+        &mut conn,
+        "CREATE TABLE memberships (a int, b text, role text, PRIMARY KEY (a, b));
+         SELECT threadline.audit_table('memberships');
+         INSERT INTO memberships VALUES (1, 'x', 'reader'), (1, 'y', 'reader');
+         UPDATE memberships SET role = 'editor' WHERE a = 1 AND b = 'x';",
+    );
+
+    for key in ["a=1,b=x", "b=x,a=01", r#"{"a": 1, "b": "x"}"#] {
+        let history = run(&db, "history", &["memberships", key, "--json"]).json();
+        let changes = history.as_array().unwrap();
+        assert_eq!(changes.len(), 2, "{key}: {history}");
+        assert_eq!(changes[0]["op"], "update");
+        assert_eq!(changes[0]["table_pk"], json!({"a": "1", "b": "x"}));
+        assert_eq!(changes[1]["op"], "insert");
+    }
+    run(&db, "history", &["memberships", "a=1"]).fails(2, "row key");
+    run(&db, "history", &["memberships", "a=1,b"]).fails(2, "is not col=value");
+}
+
+/// `at` moved by `micros` microseconds, as RFC 3339.
+fn shifted(at: &Value, micros: i64) -> String {
+    let at: DateTime<Utc> = at.as_str().unwrap().parse().unwrap();
+    (at + Duration::microseconds(micros)).to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+#[test]
+fn as_of_shows_the_row_found_deleted_or_before_the_horizon() {
+    let (db, mut conn) = setup();
+    blog(&mut conn);
+    let history = run(&db, "history", &["posts", "1", "--json"]).json();
+    let (deleted, edited, created) = (&history[0], &history[1], &history[2]);
+
+    let found = run(
+        &db,
+        "as-of",
+        &["posts", "1", &shifted(&created["captured_at"], 0), "--json"],
+    )
+    .json();
+    assert_eq!(keys(&found), ["change", "data", "status"]);
+    assert_eq!(found["status"], "found");
+    assert_eq!(found["data"], json!({"id": 1, "title": "Hello", "body": "first"}));
+    assert_change_shape(&found["change"]);
+    assert_eq!(found["change"]["op"], "insert");
+    assert_eq!(found["change"]["action"], "post_created");
+
+    let later = run(
+        &db,
+        "as-of",
+        &["posts", "1", &shifted(&deleted["captured_at"], -1), "--json"],
+    )
+    .json();
+    assert_eq!(later["data"]["title"], "Hello, world");
+    assert_eq!(later["change"]["id"], edited["id"]);
+
+    let gone = run(
+        &db,
+        "as-of",
+        &["posts", "1", &shifted(&deleted["captured_at"], 0), "--json"],
+    )
+    .json();
+    assert_eq!(
+        gone,
+        json!({"status": "deleted", "data": null, "deleted_at": deleted["captured_at"]})
+    );
+
+    let early = run(
+        &db,
+        "as-of",
+        &["posts", "1", &shifted(&created["captured_at"], -1), "--json"],
+    )
+    .json();
+    assert_eq!(early, json!({"status": "before_horizon", "data": null}));
+
+    // For people: a status line, then the row.
+    let human = run(&db, "as-of", &["posts", "id=1", &shifted(&edited["captured_at"], 0)]);
+    assert_eq!(human.code, 0, "{human:?}");
+    let (status, row) = human.stdout.split_once('\n').unwrap();
+    assert!(status.starts_with("found: as set by the update of "), "{status}");
+    assert!(status.ends_with("by admin:7)"), "{status}");
+    let row: Value = serde_json::from_str(row).unwrap();
+    assert_eq!(row["title"], "Hello, world");
+    let human = run(&db, "as-of", &["posts", "1", &shifted(&deleted["captured_at"], 5)]);
+    assert!(human.stdout.starts_with("deleted: "), "{human:?}");
+    let human = run(&db, "as-of", &["posts", "1", "2000-01-01T00:00:00Z"]);
+    assert!(human.stdout.starts_with("before horizon: "), "{human:?}");
+
+    run(&db, "as-of", &["posts", "1", "yesterday"]).fails(2, "RFC 3339");
+    run(&db, "as-of", &["posts", "99", "2030-01-01T00:00:00Z"]).fails(1, "row not found");
+}
+
+#[test]
+fn incident_shows_the_transaction_its_action_and_field_diffs() {
+    let (db, mut conn) = setup();
+    let blog = blog(&mut conn);
+    let id = blog.edited.to_string();
+
+    let incident = run(&db, "incident", &[&id, "--json"]).json();
+    assert_eq!(keys(&incident), ["action", "changes", "next_cursor", "transaction"]);
+    let transaction = &incident["transaction"];
+    assert_eq!(
+        keys(transaction),
+        [
+            "action",
+            "actor",
+            "correlation_id",
+            "id",
+            "meta",
+            "occurred_at",
+            "request_id",
+            "source",
+            "tenant_id",
+            "xact_id"
+        ]
+    );
+    assert_eq!(transaction["id"], blog.edited);
+    assert_eq!(transaction["actor"], json!({"type": "admin", "id": "7"}));
+    assert_eq!(transaction["request_id"], "req-2");
+    assert_eq!(incident["action"]["name"], "post_edited");
+    assert_eq!(incident["action"]["status"], "ok");
+    assert_eq!(incident["action"], transaction["action"]);
+    assert_eq!(incident["next_cursor"], Value::Null);
+    let changes = incident["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(keys(&changes[0]), ["change", "fields"]);
+    assert_change_shape(&changes[0]["change"]);
+    assert_eq!(
+        changes[0]["fields"],
+        json!([{"name": "title", "before": "Hello", "after": "Hello, world"}])
+    );
+
+    // An insert has no before side.
+    let created = run(
+        &db,
+        "incident",
+        &[&blog.created.to_string(), "--json", "--page-size", "1"],
+    )
+    .json();
+    assert_eq!(
+        created["changes"][0]["fields"][0],
+        json!({"name": "body", "after": "first"})
+    );
+    let cursor = created["next_cursor"].as_str().expect("a second page");
+    let rest = run(
+        &db,
+        "incident",
+        &[
+            &blog.created.to_string(),
+            "--json",
+            "--page-size",
+            "1",
+            "--cursor",
+            cursor,
+        ],
+    )
+    .json();
+    assert_eq!(rest["changes"][0]["change"]["table_pk"], json!({"id": "2"}));
+    assert_eq!(rest["next_cursor"], Value::Null);
+
+    let human = run(&db, "incident", &[&id]);
+    assert_eq!(human.code, 0, "{human:?}");
+    let lines: Vec<&str> = human.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "Transaction  {} (xact {})",
+            blog.edited,
+            transaction["xact_id"].as_str().unwrap()
+        )
+    );
+    assert_eq!(
+        lines[1],
+        format!("Occurred     {}", transaction["occurred_at"].as_str().unwrap())
+    );
+    assert_eq!(
+        lines[2..6],
+        [
+            "Actor        admin:7",
+            "Request      req-2",
+            "Correlation  corr-2",
+            "Action       post_edited (ok)"
+        ]
+    );
+    assert!(
+        lines[7].ends_with("  update  public.posts  {\"id\":\"1\"}"),
+        "{}",
+        human.stdout
+    );
+    assert_eq!(lines[8], "  title: \"Hello\" -> \"Hello, world\"");
+}
+
+#[test]
+fn incident_marks_prior_values_the_policy_did_not_keep() {
+    let (db, mut conn) = setup();
+    exec(
+        &mut conn,
+        r#"CREATE TABLE notes (id int PRIMARY KEY, body text);
+           SELECT threadline.audit_table('notes', '{"changed_from": false}');
+           INSERT INTO notes VALUES (1, 'draft');"#,
+    );
+    let ctx = AuditContext::new().with_actor(ActorRef::user("5").unwrap());
+    let id = audited(&mut conn, &ctx, "UPDATE notes SET body = 'final' WHERE id = 1").to_string();
+
+    let incident = run(&db, "incident", &[&id, "--json"]).json();
+    assert_eq!(incident["action"], Value::Null);
+    assert_eq!(
+        incident["changes"][0]["fields"],
+        json!([{"name": "body", "before_state": "not_kept", "after": "final"}])
+    );
+    let human = run(&db, "incident", &[&id]);
+    assert!(human.stdout.contains("Action       -\n"), "{human:?}");
+    assert!(
+        human.stdout.contains("\n  body: (not kept) -> \"final\"\n"),
+        "{human:?}"
+    );
+
+    run(&db, "incident", &["999999"]).fails(1, "transaction not found");
+    run(&db, "incident", &["latest"]).fails(2, "not an audit transaction id");
+}
+
+#[test]
+fn exports_write_every_format_to_files_and_stdout() {
+    let (db, mut conn) = setup();
+    blog(&mut conn);
+    let dir = scratch("export");
+    let header = "id,transaction_id,captured_at,table_schema,table_name,op,table_pk,data,changed_fields,\
+                  changed_from,from_update,actor,request_id,correlation_id,tenant_id,action\r\n";
+
+    let path = dir.join("audit.csv");
+    let out = run(&db, "export", &["--format=csv", "--output", path.to_str().unwrap()]);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (0, "", ""),
+        "{out:?}"
+    );
+    let csv = std::fs::read_to_string(&path).unwrap();
+    assert!(csv.starts_with(header), "{csv}");
+    assert_eq!(csv.matches("\r\n").count(), 5, "{csv}");
+    assert!(csv.contains(",delete,\"{\"\"id\"\": \"\"1\"\"}\","), "{csv}");
+    assert!(!dir.join("audit.csv.partial").exists());
+
+    let stdout = run(
+        &db,
+        "export",
+        &["--format", "csv", "--page-size", "1", "--op", "insert"],
+    );
+    assert_eq!(stdout.code, 0, "{stdout:?}");
+    assert!(stdout.stdout.starts_with(header));
+    assert_eq!(stdout.stdout.lines().count(), 3);
+
+    let path = dir.join("audit.json");
+    let out = run(&db, "export", &["--format", "json", "--output", path.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let document: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        keys(&document),
+        ["changes", "format_version", "generated_at", "truncated"]
+    );
+    assert_eq!(document["format_version"], 1);
+    assert_eq!(document["truncated"], false);
+    assert_eq!(document["changes"].as_array().unwrap().len(), 4);
+    document["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .for_each(assert_change_shape);
+
+    let stdout = run(&db, "export", &["--format=ndjson", "--output=-", "--actor", "user"]);
+    assert_eq!(stdout.code, 0, "{stdout:?}");
+    let lines: Vec<Value> = stdout
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    lines.iter().for_each(assert_change_shape);
+    assert!(lines.iter().all(|c| c["actor"] == json!({"type": "user", "id": "42"})));
+
+    let path = dir.join("audit.ndjson");
+    let out = run(
+        &db,
+        "export",
+        &["--format", "ndjson", "--output", path.to_str().unwrap()],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn exports_stop_at_max_rows_and_say_so() {
+    let (db, mut conn) = setup();
+    blog(&mut conn);
+
+    let out = run(
+        &db,
+        "export",
+        &["--format", "ndjson", "--max-rows", "3", "--page-size", "2"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout.lines().count(), 3);
+    assert_eq!(
+        out.stderr,
+        "threadline: stopped at 3 rows (--max-rows); more changes match\n"
+    );
+
+    let out = run(&db, "export", &["--format", "json", "--max-rows=1"]);
+    assert_eq!(out.json()["truncated"], true);
+    assert!(out.stderr.contains("stopped at 1 row (--max-rows)"), "{out:?}");
+
+    let exact = run(&db, "export", &["--format", "csv", "--max-rows", "4"]);
+    assert_eq!((exact.code, exact.stderr.as_str()), (0, ""));
+    assert_eq!(exact.stdout.lines().count(), 5);
+}
+
+#[test]
+fn a_failed_export_leaves_no_file() {
+    let (db, mut conn) = setup();
+    blog(&mut conn);
+    let dir = scratch("failed-export");
+    let path = dir.join("missing").join("audit.csv");
+
+    run(&db, "export", &["--format", "csv", "--output", path.to_str().unwrap()]).fails(1, "cannot create");
+    assert!(!dir.join("missing").exists());
+
+    // A refused read after the output was opened: the cursor-less export fails at its
+    // first page when the connection's role cannot read the trail.
+    let path = dir.join("audit.csv");
+    let app = db.app_url().unwrap();
+    threadline(&[
+        "export",
+        "--format",
+        "csv",
+        "--database-url",
+        &app,
+        "--output",
+        path.to_str().unwrap(),
+    ])
+    .fails(1, "permission denied");
+    assert!(!path.exists());
+    assert!(!dir.join("audit.csv.partial").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn mistakes_are_usage_errors_with_hints() {
+    let (db, _conn) = setup();
+
+    let typo = run(&db, "timeline", &["--tabel", "posts"]);
+    typo.fails(2, "unknown flag --tabel for timeline (did you mean --table?)");
+    assert!(typo.stderr.contains("threadline timeline --help"), "{typo:?}");
+    run(&db, "export", &["--format", "xml"]).fails(2, "not one of csv, json, ndjson");
+    run(&db, "export", &[]).fails(2, "--format is required");
+    run(&db, "export", &["--format", "csv", "--max-rows", "0"]).fails(2, "at least 1");
+    run(
+        &db,
+        "timeline",
+        &["--from", "2026-02-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z"],
+    )
+    .fails(2, "after");
+    run(&db, "timeline", &["--op", "upsert"]).fails(2, "--op: \"upsert\" is not one of insert");
+    run(&db, "timeline", &["--tenant", " "]).fails(2, "--tenant: must be 1 to 256 bytes");
+    run(&db, "timeline", &["--actor", "wizard:1"]).fails(2, "invalid actor type");
+    run(&db, "timeline", &["--page-size", "0"]).fails(2, "between 1 and 10000");
+    run(&db, "timeline", &["--json=1"]).fails(2, "takes no value");
+    run(&db, "as-of", &["posts", "1", "2026-13-01"]).fails(2, "RFC 3339");
+    threadline(&["timelime"]).fails(2, "did you mean timeline?");
+
+    // No database named anywhere.
+    threadline(&["timeline"]).fails(2, "pass --database-url URL or set DATABASE_URL");
+    threadline(&["history", "posts", "1", "--json"]).fails(2, "DATABASE_URL");
+    // A database that cannot be reached is a runtime error.
+    threadline(&["timeline", "--database-url", "postgres://nobody@127.0.0.1:1/none"]).fails(1, "cannot connect");
+
+    for command in ["timeline", "history", "as-of", "incident", "export"] {
+        let help = threadline(&[command, "--help"]);
+        assert_eq!(help.code, 0, "{help:?}");
+        assert!(
+            help.stdout.starts_with(&format!("usage: threadline {command}")),
+            "{help:?}"
+        );
+    }
+    let help = threadline(&["--help"]);
+    assert!(help.stdout.contains("incident"), "{help:?}");
+}
