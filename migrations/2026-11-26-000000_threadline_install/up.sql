@@ -984,6 +984,33 @@ BEGIN
 END
 $$;
 
+-- Whether a row image of the partitioned table p_schema.p_table belongs in the
+-- partition named p_partition (as a truncate change records it): the partition's
+-- constraint evaluated over the image. Null when the table or the partition no longer
+-- exists, so the answer cannot be known.
+CREATE FUNCTION threadline.row_in_partition(p_schema text, p_table text, p_partition text, data jsonb)
+RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_parent regclass := (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                           WHERE n.nspname = p_schema AND c.relname = p_table);
+    v_partition regclass := to_regclass(p_partition);
+    v_condition text;
+    v_inside boolean;
+BEGIN
+    IF v_parent IS NULL OR v_partition IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_condition := pg_get_partition_constraintdef(v_partition);
+    IF v_condition IS NULL THEN
+        RETURN true;
+    END IF;
+    EXECUTE format('SELECT %s FROM jsonb_populate_record(NULL::%s, $1) AS r', v_condition, v_parent)
+       INTO v_inside USING data;
+    RETURN coalesce(v_inside, false);
+END
+$$;
+
 ---------------------------------------------------------------------------------------
 -- Schema changes: keep each audited table's capture in step with its shape.
 ---------------------------------------------------------------------------------------

@@ -131,3 +131,45 @@ fn as_of_returns_the_row_as_captured_and_refuses_unknown_rows() {
         .as_of(&mut conn, &table("posts"), &RowKey::from(2), now);
     assert!(matches!(missing, Err(Error::NotFound { what: "row" })));
 }
+
+#[test]
+fn a_truncated_partition_deletes_only_its_own_rows() {
+    let (_db, mut conn) = seeded();
+    crate::support::exec(
+        &mut conn,
+        "CREATE TABLE m (region text, id int, title text, PRIMARY KEY (region, id)) PARTITION BY LIST (region);
+         CREATE TABLE m_eu PARTITION OF m FOR VALUES IN ('eu');
+         CREATE TABLE m_us PARTITION OF m FOR VALUES IN ('us');
+         CREATE TABLE m_rest PARTITION OF m DEFAULT;
+         SELECT threadline.audit_table('m');",
+    );
+    let c = ctx("user:1", "r", "f", "t");
+    write(
+        &mut conn,
+        &c,
+        "INSERT INTO m VALUES ('eu', 1, 'eu one'), ('us', 2, 'us two'), ('apac', 3, 'apac three')",
+    );
+    write(&mut conn, &c, "TRUNCATE m_eu");
+    let later = chrono::Utc::now() + Duration::seconds(1);
+    let key = |region: &str, id: &str| RowKey::columns([("region", region), ("id", id)]).unwrap();
+    assert!(matches!(
+        as_of(&mut conn, "m", &key("eu", "1"), later),
+        AsOf::Deleted { .. }
+    ));
+    assert_eq!(
+        title(&as_of(&mut conn, "m", &key("us", "2"), later)).as_deref(),
+        Some("us two")
+    );
+    assert_eq!(
+        title(&as_of(&mut conn, "m", &key("apac", "3"), later)).as_deref(),
+        Some("apac three")
+    );
+    write(&mut conn, &c, "TRUNCATE m");
+    let later = chrono::Utc::now() + Duration::seconds(1);
+    for (region, id) in [("eu", "1"), ("us", "2"), ("apac", "3")] {
+        assert!(
+            matches!(as_of(&mut conn, "m", &key(region, id), later), AsOf::Deleted { .. }),
+            "{region}"
+        );
+    }
+}

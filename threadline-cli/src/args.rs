@@ -2,10 +2,29 @@
 //! `--flag=value`, switches, `--` and `--help`, with "did you mean" hints.
 
 use std::str::FromStr;
+use threadline::read::suggest;
 
 use threadline::read::{Cursor, Filter, MAX_PAGE_SIZE};
 
 use crate::Failure;
+
+/// The help text of the filter flags, shared by the commands that take them.
+macro_rules! filter_help {
+    () => {
+        "filters (all optional; every one given must hold):
+  --table T             schema.table, or table in public
+  --actor type:id|type  one actor (user:42) or every actor of a type (admin)
+  --from RFC3339        captured at or after, e.g. 2026-11-27T09:30:00Z
+  --to RFC3339          captured at or before
+  --request-id X        the transaction's request id
+  --correlation-id X    the transaction's correlation id
+  --action NAME         the transaction's action
+  --op OP               insert, update, delete or truncate
+  --tenant X            the transaction's tenant
+"
+    };
+}
+pub(crate) use filter_help;
 
 /// The filter flags of `timeline` and `export`, each with the
 /// [`Filter::from_pairs`] key it maps to.
@@ -233,32 +252,6 @@ impl Args {
             .filter(|url| !url.trim().is_empty())
             .ok_or_else(|| self.usage("no database: pass --database-url URL or set DATABASE_URL"))
     }
-}
-
-/// The candidate closest to `word`, when it is a plausible typo of it.
-pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (edit_distance(word, c), *c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
-        .min()
-        .map(|(_, c)| c)
-}
-
-/// Levenshtein distance, by characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let current = row[j + 1];
-            row[j + 1] = (previous + usize::from(ca != *cb)).min(row[j] + 1).min(current + 1);
-            previous = current;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

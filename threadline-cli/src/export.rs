@@ -18,22 +18,15 @@ pub static EXPORT: Spec = Spec {
     options: &["format", "max-rows", "page-size", "output"],
     switches: &[],
     filters: true,
-    help: "usage: threadline export --format csv|json|ndjson [filters] [--max-rows N]
+    help: concat!(
+        "usage: threadline export --format csv|json|ndjson [filters] [--max-rows N]
                         [--page-size N] [--output PATH|-]
 
 Writes every change matching the filters, newest first, streamed page by page.
 
-filters (all optional; every one given must hold):
-  --table T             schema.table, or table in public
-  --actor type:id|type  one actor (user:42) or every actor of a type (admin)
-  --from RFC3339        captured at or after, e.g. 2026-11-27T09:30:00Z
-  --to RFC3339          captured at or before
-  --request-id X        the transaction's request id
-  --correlation-id X    the transaction's correlation id
-  --action NAME         the transaction's action
-  --op OP               insert, update, delete or truncate
-  --tenant X            the transaction's tenant
-
+",
+        crate::args::filter_help!(),
+        "
 options:
   --format F            csv (RFC 4180, header line), json (one document:
                         {\"format_version\":1,\"generated_at\":...,\"changes\":[...],
@@ -45,7 +38,8 @@ options:
                         to PATH.partial and renamed to PATH once complete.
   --database-url URL    the database (default: $DATABASE_URL)
 
-Progress and a summary are shown on stderr when it is a terminal.",
+Progress and a summary are shown on stderr when it is a terminal."
+    ),
 };
 
 /// Runs `threadline export`.

@@ -119,7 +119,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
                 .map(|(spec, _)| spec.command)
                 .chain(["install-sql", "uninstall-sql"])
                 .collect();
-            let hint = args::suggest(command, &known)
+            let hint = threadline::read::suggest(command, &known)
                 .map(|c| format!(" (did you mean {c}?)"))
                 .unwrap_or_default();
             Err(Failure::Usage(format!("unknown command {command:?}{hint}\n\n{USAGE}")))

@@ -21,21 +21,14 @@ pub static TIMELINE: Spec = Spec {
     options: &["page-size", "cursor"],
     switches: &["json"],
     filters: true,
-    help: "usage: threadline timeline [filters] [--page-size N] [--cursor C] [--json]
+    help: concat!(
+        "usage: threadline timeline [filters] [--page-size N] [--cursor C] [--json]
 
 Lists the newest changes matching the filters, newest first, one page at a time.
 
-filters (all optional; every one given must hold):
-  --table T             schema.table, or table in public
-  --actor type:id|type  one actor (user:42) or every actor of a type (admin)
-  --from RFC3339        captured at or after, e.g. 2026-11-27T09:30:00Z
-  --to RFC3339          captured at or before
-  --request-id X        the transaction's request id
-  --correlation-id X    the transaction's correlation id
-  --action NAME         the transaction's action
-  --op OP               insert, update, delete or truncate
-  --tenant X            the transaction's tenant
-
+",
+        crate::args::filter_help!(),
+        "
 options:
   --page-size N         changes per page, 1 to 10000 (default 50)
   --cursor C            continue after the page that printed this cursor
@@ -43,7 +36,8 @@ options:
   --database-url URL    the database (default: $DATABASE_URL)
 
 Each line: captured_at, op, table, key, actor, action, changed fields. When more
-changes match, the cursor of the next page is printed on stderr.",
+changes match, the cursor of the next page is printed on stderr."
+    ),
 };
 
 /// `threadline history`.

@@ -120,26 +120,6 @@ fn setup() -> (TestDatabase, PgConnection) {
     (db, conn)
 }
 
-/// The fields of a serialized change, in order.
-const CHANGE_FIELDS: [&str; 16] = [
-    "id",
-    "transaction_id",
-    "captured_at",
-    "table_schema",
-    "table_name",
-    "op",
-    "table_pk",
-    "data",
-    "changed_fields",
-    "changed_from",
-    "from_update",
-    "actor",
-    "request_id",
-    "correlation_id",
-    "tenant_id",
-    "action",
-];
-
 fn keys(value: &Value) -> Vec<&str> {
     let mut keys: Vec<&str> = value
         .as_object()
@@ -152,7 +132,7 @@ fn keys(value: &Value) -> Vec<&str> {
 }
 
 fn assert_change_shape(change: &Value) {
-    let mut expected = CHANGE_FIELDS.to_vec();
+    let mut expected = threadline::export::FIELDS.to_vec();
     expected.sort_unstable();
     assert_eq!(keys(change), expected, "{change}");
 }

@@ -391,20 +391,13 @@ fn timeline(scenario: &str, trail: &mut Trail, filter: &Filter, matching: u64, l
     latency_line(scenario, sizes, ["first", "deep"], &a, &b, 1.5)
 }
 
-/// The newest psql: from the newest `/usr/lib/postgresql/*/bin`, else `psql` on `PATH`.
+/// The psql of the server the benchmark runs on.
 fn psql() -> PathBuf {
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
-            let psql = entry.path().join("bin").join("psql");
-            psql.exists().then_some((version, psql))
-        })
-        .collect();
-    versions.sort();
-    versions.pop().map_or_else(|| PathBuf::from("psql"), |(_, psql)| psql)
+    threadline::testing::server_bindir()
+        .map(|bin| bin.join("psql"))
+        .ok()
+        .filter(|psql| psql.exists())
+        .unwrap_or_else(|| PathBuf::from("psql"))
 }
 
 /// Milliseconds of `COPY (<the export's query>) TO STDOUT (FORMAT csv)` through psql into

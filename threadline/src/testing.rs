@@ -173,7 +173,13 @@ fn with_user(url: &str, user: &str) -> String {
     format!("{}{user}@{host}", &url[..scheme_end])
 }
 
-/// The directory of the newest PostgreSQL server binaries on the machine.
+/// The directory of the PostgreSQL server binaries the private server runs from:
+/// `THREADLINE_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`, else `pg_config
+/// --bindir`. Its `psql` matches the server.
+pub fn server_bindir() -> Result<PathBuf, Error> {
+    find_bindir().map_err(Error::TestDatabase)
+}
+
 fn find_bindir() -> Result<PathBuf, String> {
     if let Ok(dir) = std::env::var("THREADLINE_PG_BIN") {
         return Ok(PathBuf::from(dir));

@@ -355,8 +355,14 @@ pub fn parse_time(field: &'static str, text: &str) -> Result<DateTime<Utc>, Erro
         })
 }
 
-/// The candidate closest to `word`, when it is a plausible typo of it.
-pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+/// The candidate closest to `word`, when it is a plausible typo of it: for "did you mean"
+/// hints.
+///
+/// ```
+/// assert_eq!(threadline::read::suggest("tabel", &["table", "actor"]), Some("table"));
+/// assert_eq!(threadline::read::suggest("zzz", &["table", "actor"]), None);
+/// ```
+pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
         .map(|c| (edit_distance(word, c), *c))

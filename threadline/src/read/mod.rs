@@ -48,7 +48,7 @@ use serde_json::Value;
 
 pub use cursor::Cursor;
 pub(crate) use exec::{Db, ready};
-pub use filter::{ActorFilter, FILTER_KEYS, Filter, TableName, parse_time};
+pub use filter::{ActorFilter, FILTER_KEYS, Filter, TableName, parse_time, suggest};
 pub use key::RowKey;
 pub use model::{
     ActionRecord, AsOf, Change, CorrelationBundle, DiffedChange, FieldDiff, FieldValue, Incident, Op, Page,
@@ -59,7 +59,7 @@ pub use scope::{Restriction, Surface};
 
 use cursor::fingerprint;
 use rows::{
-    ACTION_COLUMNS, ActionRow, CHANGE_COLUMNS, ExistsRow, KeyRow, PositionRow, TRANSACTION_COLUMNS, TransactionRow,
+    ACTION_COLUMNS, ActionRow, CHANGE_COLUMNS, ExistsRow, KeyRow, TRANSACTION_COLUMNS, TimeRow, TransactionRow,
 };
 use scope::Scope;
 use sql::{Bind, Sql};
@@ -494,21 +494,33 @@ async fn as_of<C: Db>(
             Err(Error::NotFound { what: "row" })
         };
     };
+    let change = Change::try_from(last)?;
+    if change.op == Op::Delete {
+        return Ok(AsOf::Deleted { at: change.captured_at });
+    }
+    // The first TRUNCATE after the change that removed the row: of the whole table, or of
+    // the partition that held it.
     let mut sql = row_changes(
-        "c.captured_at AS at, c.id",
+        "c.captured_at AS at",
         table,
         &Value::Object(Default::default()),
         &restriction,
     );
-    sql.push(" AND c.op = 'truncate' AND c.data IS NULL AND c.captured_at <= ")
+    sql.push(" AND c.op = 'truncate' AND c.captured_at <= ")
         .bind(Bind::Timestamp(at))
-        .push(" ORDER BY c.captured_at DESC, c.id DESC LIMIT 1");
-    let truncate = conn.load::<PositionRow>(sql).await?.into_iter().next();
-    let change = Change::try_from(last)?;
-    match truncate {
-        Some(t) if (t.at, t.id) > (change.captured_at, change.id) => Ok(AsOf::Deleted { at: t.at }),
-        _ if change.op == Op::Delete => Ok(AsOf::Deleted { at: change.captured_at }),
-        _ => Ok(AsOf::Found(Box::new(change))),
+        .push(" AND (c.captured_at, c.id) > (")
+        .bind(Bind::Timestamp(change.captured_at))
+        .push(", ")
+        .bind(Bind::BigInt(change.id))
+        .push(
+            ") AND (c.data IS NULL OR threadline.row_in_partition(c.table_schema, c.table_name, \
+             c.data ->> 'partition', ",
+        )
+        .bind(Bind::Jsonb(change.data.clone().unwrap_or(Value::Null)))
+        .push(") IS NOT FALSE) ORDER BY c.captured_at, c.id LIMIT 1");
+    match conn.load::<TimeRow>(sql).await?.into_iter().next() {
+        Some(truncate) => Ok(AsOf::Deleted { at: truncate.at }),
+        None => Ok(AsOf::Found(Box::new(change))),
     }
 }
 

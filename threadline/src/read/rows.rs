@@ -237,11 +237,9 @@ pub(crate) struct ExistsRow {
     pub(crate) found: bool,
 }
 
-/// The time and id of an entry, for a position.
+/// When something happened.
 #[derive(QueryableByName)]
-pub(crate) struct PositionRow {
+pub(crate) struct TimeRow {
     #[diesel(sql_type = Timestamptz)]
     pub(crate) at: DateTime<Utc>,
-    #[diesel(sql_type = BigInt)]
-    pub(crate) id: i64,
 }
