@@ -69,7 +69,7 @@ async fn record_action_alone_keeps_a_failed_attempt_after_a_rollback() {
     admin.batch_execute(SCHEMA).unwrap();
     let mut conn = db.connect_async().await.unwrap();
     let action = Action::new("post_deleted").unwrap();
-    let failed: Result<threadline::Audited<()>, Error> =
+    let failed: Result<threadline::Committed<()>, Error> =
         threadline::transaction(&mut conn, &ctx().with_action(action.clone()), async |conn| {
             diesel::sql_query("INSERT INTO posts VALUES (1, 'x'), (1, 'x')")
                 .execute(conn)

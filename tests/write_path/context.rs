@@ -75,7 +75,7 @@ async fn an_error_from_the_body_rolls_everything_back() {
     admin.batch_execute(SCHEMA).unwrap();
     let mut conn = db.connect_async().await.unwrap();
     let ctx = request_context().with_action(threadline::Action::new("post_created").unwrap());
-    let result: Result<threadline::Audited<()>, Error> = threadline::transaction(&mut conn, &ctx, async |conn| {
+    let result: Result<threadline::Committed<()>, Error> = threadline::transaction(&mut conn, &ctx, async |conn| {
         diesel::sql_query("INSERT INTO posts VALUES (1, 'a')")
             .execute(conn)
             .await?;

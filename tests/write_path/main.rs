@@ -15,7 +15,7 @@ async fn audited_sql(
     conn: &mut diesel_async::AsyncPgConnection,
     ctx: &threadline::AuditContext,
     sql: &str,
-) -> Result<threadline::Audited<()>, threadline::Error> {
+) -> Result<threadline::Committed<()>, threadline::Error> {
     use diesel_async::RunQueryDsl;
     threadline::transaction(conn, ctx, async |conn| {
         diesel::sql_query(sql).execute(conn).await?;

@@ -5,7 +5,7 @@ use diesel::sql_types::Jsonb;
 use diesel::{Connection, PgConnection, RunQueryDsl, sql_query};
 
 use crate::write::{BEGIN_AUDIT, CURRENT_TRANSACTION, IdRow, RECORD_ACTION};
-use crate::{Action, AuditContext, Audited, Error};
+use crate::{Action, AuditContext, Committed, Error};
 
 /// A body's error or Threadline's own, kept apart inside the transaction.
 enum Failure<E> {
@@ -34,7 +34,7 @@ impl<E> From<diesel::result::Error> for Failure<E> {
 /// })?;
 /// # Ok(()) }
 /// ```
-pub fn transaction<T, E, F>(conn: &mut PgConnection, ctx: &AuditContext, body: F) -> Result<Audited<T>, E>
+pub fn transaction<T, E, F>(conn: &mut PgConnection, ctx: &AuditContext, body: F) -> Result<Committed<T>, E>
 where
     F: FnOnce(&mut PgConnection) -> Result<T, E>,
     E: From<Error>,
@@ -47,7 +47,7 @@ where
             .id;
         let value = body(conn).map_err(Failure::Body)?;
         let transaction_id = sql_query(CURRENT_TRANSACTION).get_result::<IdRow>(conn)?.id;
-        Ok(Audited {
+        Ok(Committed {
             value,
             transaction_id,
             action_id,

@@ -45,6 +45,15 @@ pub enum Error {
     /// The host's scope function refused the read.
     #[error("read refused by scope: {0}")]
     ScopeRefused(String),
+    /// A captured row could not be decoded into a model's field (its column's type changed
+    /// since, say).
+    #[error("cannot decode column {column} of a captured row: {reason}")]
+    Decode {
+        /// The column.
+        column: String,
+        /// What did not fit.
+        reason: String,
+    },
     /// Writing an export failed.
     #[error("export output: {0}")]
     Io(#[from] std::io::Error),

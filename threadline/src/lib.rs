@@ -40,6 +40,7 @@ pub mod blocking;
 mod context;
 mod error;
 pub mod export;
+pub mod model;
 pub mod read;
 pub mod schema;
 #[cfg(feature = "testing")]
@@ -49,5 +50,19 @@ mod write;
 pub use actor::{ActorRef, ActorType};
 pub use context::{Action, ActionStatus, AuditContext, Source};
 pub use error::Error;
+pub use model::Audited;
 pub use read::Reader;
-pub use write::{Audited, record_action, transaction};
+pub use threadline_macros::Audited;
+pub use write::{Committed, record_action, transaction};
+
+/// What the generated code of `#[derive(Audited)]` and `#[audited_action]` names; not an
+/// API of its own.
+#[doc(hidden)]
+pub mod __support {
+    pub use crate::model::{KeyPart, Redaction, field};
+    pub use chrono::{DateTime, Utc};
+    pub use diesel::PgConnection;
+    pub use diesel_async::AsyncPgConnection;
+    pub use serde;
+    pub use serde_json::{Map, Value};
+}

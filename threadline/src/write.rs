@@ -9,7 +9,7 @@ use crate::{Action, AuditContext, Error};
 /// The value a body returned, with the audit rows its transaction produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
-pub struct Audited<T> {
+pub struct Committed<T> {
     /// What the body returned.
     pub value: T,
     /// The `audit_transactions.id` of the transaction, or `None` when the body wrote no
@@ -54,7 +54,7 @@ pub(crate) struct IdRow {
 /// println!("deleted {} rows in audit transaction {:?}", audited.value, audited.transaction_id);
 /// # Ok(()) }
 /// ```
-pub async fn transaction<T, E, F>(conn: &mut AsyncPgConnection, ctx: &AuditContext, body: F) -> Result<Audited<T>, E>
+pub async fn transaction<T, E, F>(conn: &mut AsyncPgConnection, ctx: &AuditContext, body: F) -> Result<Committed<T>, E>
 where
     F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
     E: From<Error>,
@@ -76,7 +76,7 @@ where
             .await
             .map_err(Error::from)?
             .id;
-        Ok(Audited {
+        Ok(Committed {
             value,
             transaction_id,
             action_id,

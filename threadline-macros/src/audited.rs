@@ -1,0 +1,199 @@
+//! `#[derive(Audited)]`: the policy constants, the column checks against Diesel's
+//! `table!`, the snapshot struct and the typed history accessors.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::{DeriveInput, Ident};
+use threadline_syntax::{AuditedModel, Column, Redaction};
+
+/// A column as an identifier of Diesel's `table!`, spanned on the token that named it.
+fn column_ident(column: &Column) -> Ident {
+    syn::parse_str::<Ident>(&column.name)
+        .map(|mut ident| {
+            ident.set_span(column.span);
+            ident
+        })
+        .unwrap_or_else(|_| Ident::new_raw(&column.name, column.span))
+}
+
+pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &input.generics,
+            "#[derive(Audited)] does not take generic models\n  = help: the correct format looks like `pub struct Post { pub id: i64 }`",
+        ));
+    }
+    let model = AuditedModel::from_derive(input)?;
+    let ident = &model.ident;
+    let vis = &input.vis;
+    let snapshot = format_ident!("{}Snapshot", ident);
+    let table_path = &model.table_path;
+    let (schema, table) = (&model.schema, &model.table);
+    let policy = model.policy_json();
+    let up = model.up_sql();
+    let placeholder = &model.mask_placeholder;
+
+    let checks = model
+        .exclude
+        .iter()
+        .chain(&model.mask)
+        .chain(&model.ignore_changes)
+        .chain(&model.key)
+        .map(|column| {
+            let column = column_ident(column);
+            quote_spanned!(column.span()=> let _ = #table_path::#column;)
+        });
+
+    let field_idents: Vec<&Ident> = model.fields.iter().map(|f| &f.ident).collect();
+    let field_names: Vec<String> = field_idents.iter().map(|i| i.to_string()).collect();
+    let field_count = model.fields.len();
+    let snapshot_fields = model.fields.iter().map(|f| {
+        let (ident, ty) = (&f.ident, &f.ty);
+        let doc = format!("Column `{}` as captured.", f.column);
+        quote!(#[doc = #doc] pub #ident: ::threadline::model::Field<#ty>)
+    });
+    let decoders = model.fields.iter().map(|f| {
+        let (ident, ty, column) = (&f.ident, &f.ty, &f.column);
+        let redaction = match f.redaction {
+            Redaction::None => quote!(None),
+            Redaction::Masked => quote!(Masked),
+            Redaction::Excluded => quote!(Excluded),
+        };
+        quote! {
+            #ident: ::threadline::__support::field::<#ty>(
+                data, #column, ::threadline::__support::Redaction::#redaction, #placeholder,
+            )?
+        }
+    });
+
+    let key_fields = model.key_fields();
+    let key_types: Vec<&syn::Type> = key_fields.iter().map(|f| &f.ty).collect();
+    let (key_type, row_key) = if let [single] = key_types.as_slice() {
+        (
+            quote!(#single),
+            quote!(::threadline::read::RowKey::from(
+                ::threadline::__support::KeyPart::key_text(key)
+            )),
+        )
+    } else {
+        let columns = key_fields.iter().map(|f| &f.column);
+        let index = (0..key_fields.len()).map(syn::Index::from);
+        (
+            quote!((#(#key_types),*)),
+            quote! {
+                ::threadline::read::RowKey::columns([
+                    #((#columns, ::threadline::__support::KeyPart::key_text(&key.#index))),*
+                ])
+                .expect("key columns are distinct and named")
+            },
+        )
+    };
+    let snapshot_doc = format!(
+        "`{ident}` as a captured change left it: each field holds its value, or says that the policy masked or excluded it. Made by `#[derive(Audited)]`."
+    );
+
+    Ok(quote! {
+        const _: () = {
+            #[allow(unused, clippy::all)]
+            fn threadline_columns_exist_in_the_diesel_table() {
+                #(#checks)*
+            }
+        };
+
+        #[doc = #snapshot_doc]
+        #[derive(Debug, Clone, PartialEq)]
+        #vis struct #snapshot {
+            #(#snapshot_fields,)*
+        }
+
+        impl #snapshot {
+            /// The model itself, when every field held a stored value (nothing masked,
+            /// excluded or absent).
+            pub fn into_model(self) -> ::core::option::Option<#ident> {
+                ::core::option::Option::Some(#ident {
+                    #(#field_idents: self.#field_idents.into_value()?,)*
+                })
+            }
+        }
+
+        impl ::threadline::model::Snapshot for #snapshot {
+            fn decode(
+                data: &::threadline::__support::Map<::std::string::String, ::threadline::__support::Value>,
+            ) -> ::core::result::Result<Self, ::threadline::Error> {
+                ::core::result::Result::Ok(#snapshot { #(#decoders,)* })
+            }
+        }
+
+        impl ::threadline::__support::serde::Serialize for #snapshot {
+            fn serialize<S: ::threadline::__support::serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                use ::threadline::__support::serde::ser::SerializeStruct;
+                let mut out = serializer.serialize_struct(stringify!(#snapshot), #field_count)?;
+                #(out.serialize_field(#field_names, &self.#field_idents)?;)*
+                out.end()
+            }
+        }
+
+        impl ::threadline::Audited for #ident {
+            const SCHEMA: &'static str = #schema;
+            const TABLE: &'static str = #table;
+            const POLICY_JSON: &'static str = #policy;
+            const MIGRATION_UP: &'static str = #up;
+            type Key = #key_type;
+            type Snapshot = #snapshot;
+
+            fn row_key(key: &Self::Key) -> ::threadline::read::RowKey {
+                #row_key
+            }
+        }
+
+        impl #ident {
+            /// This row's newest versions (up to 200), newest first; `NotFound` when nothing
+            /// was captured for it.
+            pub async fn history(
+                conn: &mut ::threadline::__support::AsyncPgConnection,
+                key: #key_type,
+            ) -> ::core::result::Result<::threadline::read::Page<::threadline::model::Version<#snapshot>>, ::threadline::Error> {
+                ::threadline::model::history::<Self>(conn, &key).await
+            }
+
+            /// One page of this row's versions, newest first, after `cursor`.
+            pub async fn history_page(
+                conn: &mut ::threadline::__support::AsyncPgConnection,
+                key: #key_type,
+                cursor: ::core::option::Option<&::threadline::read::Cursor>,
+                page_size: usize,
+            ) -> ::core::result::Result<::threadline::read::Page<::threadline::model::Version<#snapshot>>, ::threadline::Error> {
+                ::threadline::model::history_page::<Self>(conn, &key, cursor, page_size).await
+            }
+
+            /// This row as it was at `at`.
+            pub async fn as_of(
+                conn: &mut ::threadline::__support::AsyncPgConnection,
+                key: #key_type,
+                at: ::threadline::__support::DateTime<::threadline::__support::Utc>,
+            ) -> ::core::result::Result<::threadline::model::RowAsOf<#snapshot>, ::threadline::Error> {
+                ::threadline::model::as_of::<Self>(conn, &key, at).await
+            }
+
+            /// [`Self::history`] on a blocking connection.
+            pub fn history_blocking(
+                conn: &mut ::threadline::__support::PgConnection,
+                key: #key_type,
+            ) -> ::core::result::Result<::threadline::read::Page<::threadline::model::Version<#snapshot>>, ::threadline::Error> {
+                ::threadline::model::history_blocking::<Self>(conn, &key)
+            }
+
+            /// [`Self::as_of`] on a blocking connection.
+            pub fn as_of_blocking(
+                conn: &mut ::threadline::__support::PgConnection,
+                key: #key_type,
+                at: ::threadline::__support::DateTime<::threadline::__support::Utc>,
+            ) -> ::core::result::Result<::threadline::model::RowAsOf<#snapshot>, ::threadline::Error> {
+                ::threadline::model::as_of_blocking::<Self>(conn, &key, at)
+            }
+        }
+    })
+}

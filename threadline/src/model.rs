@@ -1,0 +1,318 @@
+//! Typed history for models that `#[derive(Audited)]`.
+//!
+//! The derive implements [`Audited`] for a Diesel model and generates a snapshot struct
+//! (`PostSnapshot` for `Post`) whose fields are [`Field`]s: each says whether the captured
+//! row held a value, or the policy masked or excluded it. It also adds `Post::history`,
+//! `Post::history_page` and `Post::as_of` (async) and their `_blocking` twins, which call the
+//! functions of this module.
+
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
+use diesel_async::AsyncPgConnection;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::read::{AsOf, Change, Cursor, DEFAULT_HISTORY_LIMIT, Op, Page, Reader, RowKey, TableName};
+use crate::{ActorRef, Error};
+
+/// A model whose table Threadline audits. Implemented by `#[derive(Audited)]`.
+pub trait Audited {
+    /// The table's schema.
+    const SCHEMA: &'static str;
+    /// The table's name.
+    const TABLE: &'static str;
+    /// The capture policy, as `threadline.table_policy` reports it once deployed.
+    const POLICY_JSON: &'static str;
+    /// The `up.sql` of the migration that deploys the policy.
+    const MIGRATION_UP: &'static str;
+    /// The key of one row: the key field's type, or a tuple of them.
+    type Key;
+    /// The row as captured, field by field.
+    type Snapshot: Snapshot;
+
+    /// The key as the reads take it.
+    fn row_key(key: &Self::Key) -> RowKey;
+
+    /// The audited table.
+    fn table() -> TableName {
+        TableName::new(Self::SCHEMA, Self::TABLE).expect("the derive checked the table name")
+    }
+}
+
+/// A row decoded from its captured image. Implemented by the generated snapshot structs.
+pub trait Snapshot: Sized {
+    /// Decodes a captured row image.
+    fn decode(data: &Map<String, Value>) -> Result<Self, Error>;
+}
+
+/// A field of a captured row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field<T> {
+    /// The value the row held.
+    Value(T),
+    /// The policy masks the column: it held a value that was not stored.
+    Masked,
+    /// The policy excludes the column: nothing of it was stored.
+    Excluded,
+    /// The captured row has no such column (it was added to the table later).
+    Absent,
+}
+
+impl<T> Field<T> {
+    /// The value, when the row held one that was stored.
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Field::Value(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The value, when the row held one that was stored.
+    pub fn into_value(self) -> Option<T> {
+        match self {
+            Field::Value(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// A value serializes as itself; the other cases as `{"masked": true}`, `{"excluded": true}`
+/// or `{"absent": true}`, never as a value they are not.
+impl<T: Serialize> Serialize for Field<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let tag = match self {
+            Field::Value(value) => return value.serialize(serializer),
+            Field::Masked => "masked",
+            Field::Excluded => "excluded",
+            Field::Absent => "absent",
+        };
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(tag, &true)?;
+        map.end()
+    }
+}
+
+/// What the policy does with a column, for [`field`].
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redaction {
+    /// Stored as it is.
+    None,
+    /// Stored as the placeholder.
+    Masked,
+    /// Never stored.
+    Excluded,
+}
+
+/// Decodes one field of a captured row; called by the generated snapshot structs.
+#[doc(hidden)]
+pub fn field<T: DeserializeOwned>(
+    data: &Map<String, Value>,
+    column: &str,
+    redaction: Redaction,
+    placeholder: &str,
+) -> Result<Field<T>, Error> {
+    if redaction == Redaction::Excluded {
+        return Ok(Field::Excluded);
+    }
+    let Some(value) = data.get(column) else {
+        return Ok(Field::Absent);
+    };
+    if redaction == Redaction::Masked && value.as_str() == Some(placeholder) {
+        return Ok(Field::Masked);
+    }
+    T::deserialize(value).map(Field::Value).map_err(|e| Error::Decode {
+        column: column.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// One version of a row: a captured change with the row it left.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Version<S> {
+    /// `audit_changes.id`.
+    pub change_id: i64,
+    /// `audit_transactions.id`.
+    pub transaction_id: i64,
+    /// What happened.
+    pub op: Op,
+    /// When it was captured.
+    #[serde(serialize_with = "crate::read::micros")]
+    pub captured_at: DateTime<Utc>,
+    /// Who acted.
+    pub actor: Option<ActorRef>,
+    /// The name of the action, when one was recorded.
+    pub action: Option<String>,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// The correlation id.
+    pub correlation_id: Option<String>,
+    /// The changed columns (updates), sorted.
+    pub changed_fields: Vec<String>,
+    /// Prior values of the changed columns, redacted as captured.
+    pub changed_from: Option<Map<String, Value>>,
+    /// The row after the change (before it, for a delete); `None` for a truncate.
+    pub row: Option<S>,
+}
+
+impl<S: Snapshot> Version<S> {
+    fn from_change(change: Change) -> Result<Self, Error> {
+        let row = match change.data.as_ref() {
+            Some(Value::Object(data)) if change.op != Op::Truncate => Some(S::decode(data)?),
+            _ => None,
+        };
+        Ok(Version {
+            change_id: change.id,
+            transaction_id: change.transaction_id,
+            op: change.op,
+            captured_at: change.captured_at,
+            actor: change.actor,
+            action: change.action,
+            request_id: change.request_id,
+            correlation_id: change.correlation_id,
+            changed_fields: change.changed_fields,
+            changed_from: change.changed_from,
+            row,
+        })
+    }
+}
+
+/// A row as it was at a time, decoded.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RowAsOf<S> {
+    /// The row existed, in the state this version left it.
+    Found(Box<Version<S>>),
+    /// The row had been deleted (or its table truncated).
+    Deleted {
+        /// When the deletion was captured.
+        at: DateTime<Utc>,
+    },
+    /// Nothing was captured for the row at or before that time.
+    BeforeHorizon,
+}
+
+fn decode_page<S: Snapshot>(page: Page<Change>) -> Result<Page<Version<S>>, Error> {
+    Ok(Page {
+        entries: page
+            .entries
+            .into_iter()
+            .map(Version::from_change)
+            .collect::<Result<_, _>>()?,
+        next_cursor: page.next_cursor,
+    })
+}
+
+fn decode_as_of<S: Snapshot>(state: AsOf) -> Result<RowAsOf<S>, Error> {
+    Ok(match state {
+        AsOf::Found(change) => RowAsOf::Found(Box::new(Version::from_change(*change)?)),
+        AsOf::Deleted { at } => RowAsOf::Deleted { at },
+        AsOf::BeforeHorizon => RowAsOf::BeforeHorizon,
+    })
+}
+
+/// A row's newest versions (up to [`DEFAULT_HISTORY_LIMIT`]), newest first.
+pub async fn history<M: Audited>(
+    conn: &mut AsyncPgConnection,
+    key: &M::Key,
+) -> Result<Page<Version<M::Snapshot>>, Error> {
+    history_page::<M>(conn, key, None, DEFAULT_HISTORY_LIMIT).await
+}
+
+/// One page of a row's versions, newest first, after `cursor`.
+pub async fn history_page<M: Audited>(
+    conn: &mut AsyncPgConnection,
+    key: &M::Key,
+    cursor: Option<&Cursor>,
+    page_size: usize,
+) -> Result<Page<Version<M::Snapshot>>, Error> {
+    let page = Reader::new()
+        .row_history_page(conn, &M::table(), &M::row_key(key), cursor, page_size)
+        .await?;
+    decode_page(page)
+}
+
+/// The row as it was at `at`.
+pub async fn as_of<M: Audited>(
+    conn: &mut AsyncPgConnection,
+    key: &M::Key,
+    at: DateTime<Utc>,
+) -> Result<RowAsOf<M::Snapshot>, Error> {
+    decode_as_of(Reader::new().as_of(conn, &M::table(), &M::row_key(key), at).await?)
+}
+
+/// [`history`] on a blocking connection.
+pub fn history_blocking<M: Audited>(
+    conn: &mut PgConnection,
+    key: &M::Key,
+) -> Result<Page<Version<M::Snapshot>>, Error> {
+    history_page_blocking::<M>(conn, key, None, DEFAULT_HISTORY_LIMIT)
+}
+
+/// [`history_page`] on a blocking connection.
+pub fn history_page_blocking<M: Audited>(
+    conn: &mut PgConnection,
+    key: &M::Key,
+    cursor: Option<&Cursor>,
+    page_size: usize,
+) -> Result<Page<Version<M::Snapshot>>, Error> {
+    let page = Reader::new()
+        .blocking()
+        .row_history_page(conn, &M::table(), &M::row_key(key), cursor, page_size)?;
+    decode_page(page)
+}
+
+/// [`as_of`] on a blocking connection.
+pub fn as_of_blocking<M: Audited>(
+    conn: &mut PgConnection,
+    key: &M::Key,
+    at: DateTime<Utc>,
+) -> Result<RowAsOf<M::Snapshot>, Error> {
+    decode_as_of(
+        Reader::new()
+            .blocking()
+            .as_of(conn, &M::table(), &M::row_key(key), at)?,
+    )
+}
+
+/// A key field's value as the reads take it: text the key column's type parses.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a key of typed history",
+    label = "key fields may be integers, strings or chrono dates and times",
+    note = "Threadline renders keys as text and casts them to the column's type"
+)]
+pub trait KeyPart {
+    /// The value as text.
+    fn key_text(&self) -> String;
+}
+
+macro_rules! key_part_by_display {
+    ($($t:ty),*) => {$(
+        impl KeyPart for $t {
+            fn key_text(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+
+key_part_by_display!(
+    i16,
+    i32,
+    i64,
+    u16,
+    u32,
+    String,
+    str,
+    chrono::NaiveDate,
+    chrono::NaiveDateTime
+);
+
+impl<T: KeyPart + ?Sized> KeyPart for &T {
+    fn key_text(&self) -> String {
+        (**self).key_text()
+    }
+}
