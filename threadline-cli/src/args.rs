@@ -40,7 +40,7 @@ pub const FILTER_FLAGS: [(&str, &str); 9] = [
     ("tenant", "tenant_id"),
 ];
 
-/// The flag every database command accepts.
+/// The flag of the commands that connect to the database.
 const DATABASE_URL: &str = "database-url";
 
 /// Page size of the read commands when `--page-size` is not given.
@@ -60,6 +60,8 @@ pub struct Spec {
     pub switches: &'static [&'static str],
     /// Whether the [`FILTER_FLAGS`] are accepted.
     pub filters: bool,
+    /// Whether `--database-url` is accepted: the command connects to the database.
+    pub database: bool,
     /// The text `--help` prints.
     pub help: &'static str,
 }
@@ -75,12 +77,15 @@ impl Spec {
             .copied()
             .chain(filters)
             .collect();
-        names.extend([DATABASE_URL, "help"]);
+        if self.database {
+            names.push(DATABASE_URL);
+        }
+        names.push("help");
         names
     }
 
     fn takes_value(&self, flag: &str) -> bool {
-        flag == DATABASE_URL
+        (self.database && flag == DATABASE_URL)
             || self.options.contains(&flag)
             || (self.filters && FILTER_FLAGS.iter().any(|(name, _)| *name == flag))
     }
@@ -264,6 +269,7 @@ mod tests {
         options: &["page-size"],
         switches: &["json"],
         filters: true,
+        database: true,
         help: "",
     };
 

@@ -18,6 +18,7 @@ pub static EXPORT: Spec = Spec {
     options: &["format", "max-rows", "page-size", "output"],
     switches: &[],
     filters: true,
+    database: true,
     help: concat!(
         "usage: threadline export --format csv|json|ndjson [filters] [--max-rows N]
                         [--page-size N] [--output PATH|-]

@@ -1,11 +1,18 @@
 //! The `threadline` command.
 //!
-//! It prints the schema SQL, for installing Threadline with psql or any migration tool
+//! It writes Diesel migrations: the schema install (`threadline install`) and the capture
+//! policies of the `#[derive(Audited)]` models (`threadline gen-triggers`). It prints the
+//! schema SQL, for installing Threadline with psql or any migration tool
 //! (`threadline install-sql | psql "$DATABASE_URL"`), and reads the audit trail: the
 //! timeline, a row's history, a row as of a time, one transaction's changes, and exports.
 
 mod args;
 mod export;
+mod gen_triggers;
+mod install;
+mod migrations;
+mod models;
+mod policy;
 mod read;
 
 use std::io::{self, Write};
@@ -19,6 +26,8 @@ use args::{Args, Spec};
 const USAGE: &str = "usage: threadline <command> [arguments]
 
 commands:
+  install         write the migration that installs the threadline schema
+  gen-triggers    write migrations that deploy the #[derive(Audited)] policies
   timeline        list the newest changes, filtered
   history         list the changes of one row
   as-of           show a row as it was at a time
@@ -35,8 +44,10 @@ trail connect to --database-url URL, else to $DATABASE_URL.";
 /// Runs one command with its parsed arguments.
 type Run = fn(&Args) -> Result<(), Failure>;
 
-/// The commands that read the trail, with what each accepts and how it runs.
-static COMMANDS: [(&Spec, Run); 5] = [
+/// The commands that take arguments, with what each accepts and how it runs.
+static COMMANDS: [(&Spec, Run); 7] = [
+    (&install::INSTALL, install::install),
+    (&gen_triggers::GEN_TRIGGERS, gen_triggers::gen_triggers),
     (&read::TIMELINE, read::timeline),
     (&read::HISTORY, read::history),
     (&read::AS_OF, read::as_of),

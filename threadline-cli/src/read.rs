@@ -21,6 +21,7 @@ pub static TIMELINE: Spec = Spec {
     options: &["page-size", "cursor"],
     switches: &["json"],
     filters: true,
+    database: true,
     help: concat!(
         "usage: threadline timeline [filters] [--page-size N] [--cursor C] [--json]
 
@@ -47,6 +48,7 @@ pub static HISTORY: Spec = Spec {
     options: &["page-size", "cursor"],
     switches: &["json"],
     filters: false,
+    database: true,
     help: "usage: threadline history <table> <key> [--page-size N] [--cursor C] [--json]
 
 Lists the changes of one row, newest first.
@@ -72,6 +74,7 @@ pub static AS_OF: Spec = Spec {
     options: &[],
     switches: &["json"],
     filters: false,
+    database: true,
     help: "usage: threadline as-of <table> <key> <timestamp> [--json]
 
 Shows a row as it was at a time (inclusive, to the microsecond), as captured
@@ -98,6 +101,7 @@ pub static INCIDENT: Spec = Spec {
     options: &["page-size", "cursor"],
     switches: &["json"],
     filters: false,
+    database: true,
     help: "usage: threadline incident <transaction-id> [--page-size N] [--cursor C] [--json]
 
 Shows one audit transaction (an audit_transactions id, the transaction_id of every

@@ -1,51 +1,16 @@
 //! The `threadline` read commands, run as a process against a real database.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::Command;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use common::{Run, threadline};
 use diesel::connection::SimpleConnection;
 use diesel::{PgConnection, RunQueryDsl};
 use serde_json::{Value, json};
 use threadline::testing::TestDatabase;
 use threadline::{Action, ActorRef, AuditContext};
-
-/// What one run of the command printed, and how it exited.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// The standard output as one JSON document.
-    fn json(&self) -> Value {
-        assert_eq!(self.code, 0, "{self:?}");
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
-    }
-
-    /// Asserts a failure with `code` whose message contains `text`.
-    fn fails(&self, code: i32, text: &str) {
-        assert_eq!(self.code, code, "{self:?}");
-        assert!(self.stderr.starts_with("threadline: "), "{self:?}");
-        assert!(self.stderr.contains(text), "expected {text:?} in {self:?}");
-    }
-}
-
-/// Runs `threadline` with `args`, never reading `DATABASE_URL` from the environment.
-fn threadline(args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_threadline"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("run threadline");
-    Run {
-        code: output.status.code().expect("exit code"),
-        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
-        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
-    }
-}
 
 /// Runs `threadline <command> --database-url <db> <args>`.
 fn run(db: &TestDatabase, command: &str, args: &[&str]) -> Run {

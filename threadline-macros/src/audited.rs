@@ -3,6 +3,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{DeriveInput, Ident};
 use threadline_syntax::{AuditedModel, Column, Redaction};
 
@@ -68,21 +69,27 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
 
     let key_fields = model.key_fields();
     let key_types: Vec<&syn::Type> = key_fields.iter().map(|f| &f.ty).collect();
+    // `KeyPart::key_text(key)` is spanned on the key field's type, so that a type which cannot
+    // be a key (KeyPart's on_unimplemented message) is reported there, not on the derive.
+    let key_text = |ty: &syn::Type, index: Option<syn::Index>| {
+        let part = index.map(|i| quote_spanned!(ty.span()=> &key.#i));
+        let part = part.unwrap_or_else(|| quote_spanned!(ty.span()=> key));
+        quote_spanned!(ty.span()=> ::threadline::__support::KeyPart::key_text(#part))
+    };
     let (key_type, row_key) = if let [single] = key_types.as_slice() {
-        (
-            quote!(#single),
-            quote!(::threadline::read::RowKey::from(
-                ::threadline::__support::KeyPart::key_text(key)
-            )),
-        )
+        let text = key_text(single, None);
+        (quote!(#single), quote!(::threadline::read::RowKey::from(#text)))
     } else {
         let columns = key_fields.iter().map(|f| &f.column);
-        let index = (0..key_fields.len()).map(syn::Index::from);
+        let texts = key_types
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| key_text(ty, Some(syn::Index::from(i))));
         (
             quote!((#(#key_types),*)),
             quote! {
                 ::threadline::read::RowKey::columns([
-                    #((#columns, ::threadline::__support::KeyPart::key_text(&key.#index))),*
+                    #((#columns, #texts)),*
                 ])
                 .expect("key columns are distinct and named")
             },

@@ -96,7 +96,7 @@ impl AuditedAttrs {
         for attr in attrs.iter().filter(|a| a.path().is_ident("audited")) {
             if let syn::Meta::Path(_) = attr.meta {
                 return Err(hint(
-                    syn::Error::new_spanned(attr, "#[audited] needs a policy in parentheses"),
+                    syn::Error::new_spanned(attr.path(), "#[audited] needs a policy in parentheses"),
                     CORRECT,
                 ));
             }
@@ -107,22 +107,24 @@ impl AuditedAttrs {
                     .map(ToString::to_string)
                     .unwrap_or_else(|| "?".into());
                 if !AUDITED_KEYS.contains(&key.as_str()) {
-                    let did_you_mean = suggest(&key, &AUDITED_KEYS)
-                        .map(|k| format!("; did you mean `{k}`?"))
-                        .unwrap_or_default();
+                    let suggestion = suggest(&key, &AUDITED_KEYS);
+                    let did_you_mean = suggestion.map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
+                    let correct = suggestion.map(|k| format!("{k}{}", correct_value(k)));
                     return Err(hint(
                         meta.error(format!(
                             "unknown key `{key}` in #[audited(...)]{did_you_mean} The keys are {}",
                             AUDITED_KEYS.join(", ")
                         )),
-                        CORRECT,
+                        correct.as_deref().unwrap_or(CORRECT),
                     ));
                 }
                 if seen.contains(&key) {
-                    return Err(hint(
-                        meta.error(format!("`{key}` is given twice; say it once")),
-                        &format!("{key}{}", correct_value(&key)),
-                    ));
+                    let message = if correct_value(&key).starts_with('(') {
+                        format!("`{key}` is given twice; list all its columns in one `{key}(...)`")
+                    } else {
+                        format!("`{key}` is given twice; say it once")
+                    };
+                    return Err(hint(meta.error(message), &format!("{key}{}", correct_value(&key))));
                 }
                 seen.push(key.clone());
                 match key.as_str() {
@@ -143,7 +145,12 @@ impl AuditedAttrs {
                     "schema" => out.schema = Some(string(&meta, &key)?),
                     _ => {
                         let value = meta.value().map_err(|e| with_hint(e, &key))?;
-                        let lit: LitBool = value.parse().map_err(|e| with_hint(e, &key))?;
+                        let lit: LitBool = value.parse().map_err(|e| {
+                            with_hint(
+                                syn::Error::new(e.span(), format!("`{key}` takes `true` or `false`")),
+                                &key,
+                            )
+                        })?;
                         out.changed_from = Some(lit.value);
                     }
                 }
@@ -199,9 +206,12 @@ fn columns(meta: &ParseNestedMeta<'_>) -> syn::Result<Vec<Column>> {
         }
         let name = ident.unraw_string();
         if out.iter().any(|c| c.name == name) {
-            return Err(syn::Error::new(
-                ident.span(),
-                format!("column `{name}` is listed twice in `{key}`"),
+            return Err(with_hint(
+                syn::Error::new(
+                    ident.span(),
+                    format!("column `{name}` is listed twice in `{key}`; name each column once"),
+                ),
+                &key,
             ));
         }
         out.push(Column {

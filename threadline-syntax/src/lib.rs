@@ -145,6 +145,7 @@ impl AuditedModel {
             .last()
             .map(|s| s.ident.unraw_string())
             .unwrap_or_default();
+        let default_key = audited.primary_key.is_none() && diesel.primary_key.is_none();
         let key = audited.primary_key.or(diesel.primary_key).unwrap_or_else(|| {
             vec![Column {
                 name: "id".into(),
@@ -164,11 +165,12 @@ impl AuditedModel {
             ignore_changes: audited.ignore_changes,
             changed_from: audited.changed_from.unwrap_or(true),
         };
-        model.check()
+        model.check(default_key)
     }
 
-    /// Checks what spans several attributes, and marks redacted fields.
-    fn check(mut self) -> syn::Result<Self> {
+    /// Checks what spans several attributes, and marks redacted fields. `default_key`: no
+    /// attribute names the key, so it is `id`.
+    fn check(mut self, default_key: bool) -> syn::Result<Self> {
         let mut errors: Option<syn::Error> = None;
         let mut push = |error: syn::Error| match &mut errors {
             Some(all) => all.combine(error),
@@ -179,35 +181,48 @@ impl AuditedModel {
                 push(hint(
                     syn::Error::new(
                         masked.span,
-                        format!("column `{}` is both masked and excluded; choose one", masked.name),
+                        format!(
+                            "column `{}` is both masked and excluded; choose one: `mask` stores a placeholder, \
+                             so the trail shows that it changed, `exclude` stores nothing of it",
+                            masked.name
+                        ),
                     ),
-                    "#[audited(mask(email))] keeps that it changed; #[audited(exclude(email))] keeps nothing",
+                    &format!("#[audited(mask({}))]", masked.name),
                 ));
             }
         }
         for key in &self.key {
-            if let Some(redacted) = self.mask.iter().chain(&self.exclude).find(|c| c.name == key.name) {
+            let redacted = [("mask", &self.mask), ("exclude", &self.exclude)]
+                .into_iter()
+                .find_map(|(list, columns)| Some((list, columns.iter().find(|c| c.name == key.name)?)));
+            if let Some((list, redacted)) = redacted {
                 push(hint(
                     syn::Error::new(
                         redacted.span,
                         format!(
-                            "key column `{}` cannot be masked or excluded: the trail would not say which row changed",
+                            "key column `{}` cannot be masked or excluded: the trail would not say which row \
+                             changed; take it out of `{list}(...)`",
                             key.name
                         ),
                     ),
-                    "#[audited(mask(email))] on a column that is not part of the key",
+                    &format!("{list}(<columns outside the key>)"),
                 ));
             }
             if !self.fields.iter().any(|f| f.column == key.name) {
+                let why = if default_key {
+                    " (`id` is the key when no #[diesel(primary_key(...))] names one)"
+                } else {
+                    ""
+                };
                 push(hint(
                     syn::Error::new(
                         key.span,
                         format!(
-                            "`{}` has no field for its key column `{}`; typed history needs the key",
+                            "`{}` has no field for its key column `{}`{why}; typed history needs the key",
                             self.ident, key.name
                         ),
                     ),
-                    "pub id: i64, or #[diesel(primary_key(slug))] naming the key field",
+                    &format!("pub struct {} {{ pub {}: ..., ... }}", self.ident, key.name),
                 ));
             }
         }

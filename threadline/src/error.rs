@@ -24,6 +24,10 @@ pub enum Error {
     /// No connection could be made.
     #[error("cannot connect: {0}")]
     Connection(#[from] diesel::ConnectionError),
+    /// No connection could be checked out of a pool (it timed out, or the pool could not
+    /// connect).
+    #[error("cannot check out a pooled connection: {0}")]
+    Pool(String),
     /// The installed schema is not the one this release knows.
     #[error("threadline schema version {found} is installed, this release knows version {expected}")]
     SchemaVersion {
@@ -86,5 +90,41 @@ impl Error {
             field,
             reason: reason.into(),
         }
+    }
+}
+
+/// With the `actix` feature, handlers may return `threadline::Error` (or turn it into
+/// `actix_web::Error` with `?`). The response is a small JSON body, `{"error": "..."}`,
+/// that never carries captured row values or database messages.
+///
+/// | error | status |
+/// |---|---|
+/// | `NotFound`, `ScopeRefused` (a scope never reveals what lies beyond it) | 404 |
+/// | `Invalid`, `InvalidCursor` | 400 |
+/// | `Pool`, `Connection` | 503 |
+/// | anything else | 500 |
+#[cfg(feature = "actix")]
+impl actix_web::ResponseError for Error {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        use actix_web::http::StatusCode;
+        match self {
+            Error::NotFound { .. } | Error::ScopeRefused(_) => StatusCode::NOT_FOUND,
+            Error::Invalid { .. } | Error::InvalidCursor(_) => StatusCode::BAD_REQUEST,
+            Error::Pool(_) | Error::Connection(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> actix_web::HttpResponse {
+        let message = match self {
+            // Their messages name what was refused and why, never a stored value.
+            Error::NotFound { .. } | Error::Invalid { .. } | Error::InvalidCursor(_) => self.to_string(),
+            Error::ScopeRefused(_) => "not found".to_owned(),
+            Error::Pool(_) | Error::Connection(_) => "database unavailable".to_owned(),
+            _ => "internal error".to_owned(),
+        };
+        actix_web::HttpResponse::build(self.status_code())
+            .content_type("application/json")
+            .body(serde_json::json!({ "error": message }).to_string())
     }
 }

@@ -43,6 +43,7 @@ pub mod export;
 pub mod model;
 pub mod read;
 pub mod schema;
+mod support;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod write;
@@ -53,6 +54,7 @@ pub use error::Error;
 pub use model::Audited;
 pub use read::Reader;
 pub use threadline_macros::Audited;
+pub use threadline_macros::audited_action;
 pub use write::{Committed, record_action, transaction};
 
 /// What the generated code of `#[derive(Audited)]` and `#[audited_action]` names; not an
@@ -60,6 +62,7 @@ pub use write::{Committed, record_action, transaction};
 #[doc(hidden)]
 pub mod __support {
     pub use crate::model::{KeyPart, Redaction, field};
+    pub use crate::support::{ActionResult, AuditPool, ContextSource, run_action};
     pub use chrono::{DateTime, Utc};
     pub use diesel::PgConnection;
     pub use diesel_async::AsyncPgConnection;

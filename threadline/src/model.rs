@@ -16,7 +16,34 @@ use serde_json::{Map, Value};
 use crate::read::{AsOf, Change, Cursor, DEFAULT_HISTORY_LIMIT, Op, Page, Reader, RowKey, TableName};
 use crate::{ActorRef, Error};
 
-/// A model whose table Threadline audits. Implemented by `#[derive(Audited)]`.
+/// A model whose table Threadline audits. Implemented by `#[derive(Audited)]`, which also
+/// generates the model's snapshot struct and its typed history accessors.
+///
+/// ```no_run
+/// use chrono::{DateTime, Utc};
+/// use diesel::prelude::*;
+/// use threadline::Audited;
+/// use threadline::model::Field;
+///
+/// diesel::table! {
+///     users (id) { id -> BigInt, email -> Text, password_hash -> Text, updated_at -> Timestamptz }
+/// }
+///
+/// #[derive(Queryable, Selectable, Identifiable, Audited)]
+/// #[diesel(table_name = users)]
+/// #[audited(mask(email), exclude(password_hash), ignore_changes(updated_at))]
+/// pub struct User { pub id: i64, pub email: String, pub updated_at: DateTime<Utc> }
+///
+/// # async fn demo(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), threadline::Error> {
+/// assert_eq!(User::TABLE, "users");
+/// for version in User::history(conn, 42).await?.entries {
+///     if let Some(row) = version.row {
+///         assert_eq!(row.email, Field::Masked);
+///         println!("{} {:?} by {:?}", version.op, row.updated_at.value(), version.actor);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 pub trait Audited {
     /// The table's schema.
     const SCHEMA: &'static str;

@@ -52,7 +52,7 @@ impl Sql {
     }
 
     /// The same query behind `prefix`, such as `EXPLAIN `.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "testing"))]
     pub(crate) fn prefixed(&self, prefix: &str) -> Sql {
         Sql {
             text: format!("{prefix}{}", self.text),

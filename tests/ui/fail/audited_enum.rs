@@ -1,0 +1,21 @@
+use diesel::prelude::*;
+use threadline::Audited;
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        password_hash -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+#[derive(Audited)]
+pub enum User {
+    Active { id: i64 },
+    Banned { id: i64 },
+}
+
+fn main() {
+    let _ = users::table.select(users::email);
+}

@@ -1,0 +1,19 @@
+use diesel::prelude::*;
+use threadline::Audited;
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        password_hash -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+#[derive(Queryable, Audited)]
+pub struct User {
+    pub id: f64,
+    pub email: String,
+}
+
+fn main() {}

@@ -1,0 +1,20 @@
+use diesel::prelude::*;
+use threadline::Audited;
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        password_hash -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+#[derive(Queryable, Audited)]
+#[audited(mask)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+}
+
+fn main() {}

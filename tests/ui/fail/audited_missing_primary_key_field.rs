@@ -1,0 +1,20 @@
+use diesel::prelude::*;
+use threadline::Audited;
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        password_hash -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+#[derive(Queryable, Audited)]
+#[diesel(table_name = users, primary_key(slug))]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+}
+
+fn main() {}
