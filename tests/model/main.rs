@@ -246,6 +246,17 @@ async fn rename_user(
     Ok(())
 }
 
+#[threadline::audited_action("user_deleted")]
+async fn delete_user(
+    pool: &DbPool,
+    ctx: &AuditContext,
+    id: i64,
+    conn: &mut diesel_async::AsyncPgConnection,
+) -> Result<(), Error> {
+    diesel_async::RunQueryDsl::execute(diesel::delete(users::table.find(id)), conn).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn history_shows_who_acted_in_which_audited_action() {
     let (db, _admin) = setup();
@@ -258,6 +269,8 @@ async fn history_shows_who_acted_in_which_audited_action() {
         .unwrap();
     create_user(&pool, &ctx, 3, "Cy").await.unwrap();
     rename_user(&pool, &ctx, 3, "Cyd").await.unwrap();
+    rename_user(&pool, &ctx, 3, "Cyda").await.unwrap();
+    delete_user(&pool, &ctx, 3).await.unwrap();
 
     let mut conn = pool.get().await.unwrap();
     let versions = User::history(&mut conn, 3).await.unwrap().entries;
@@ -268,14 +281,21 @@ async fn history_shows_who_acted_in_which_audited_action() {
     assert_eq!(
         shown,
         [
+            (Op::Delete, Some("user_deleted"), Some("onboarding-1")),
+            (Op::Update, Some("user_renamed"), Some("onboarding-1")),
             (Op::Update, Some("user_renamed"), Some("onboarding-1")),
             (Op::Insert, Some("user_created"), Some("onboarding-1"))
         ]
     );
     assert!(versions.iter().all(|v| v.actor == Some(ActorRef::user("42").unwrap())));
-    let row = versions[0].row.as_ref().unwrap();
+    let names: Vec<Option<&str>> = versions
+        .iter()
+        .map(|v| v.row.as_ref().unwrap().name.value().map(String::as_str))
+        .collect();
     assert_eq!(
-        (row.name.value().map(String::as_str), &row.email),
-        (Some("Cyd"), &Field::Masked)
+        names,
+        [Some("Cyda"), Some("Cyda"), Some("Cyd"), Some("Cy")],
+        "a delete keeps the row it removed"
     );
+    assert!(versions.iter().all(|v| v.row.as_ref().unwrap().email == Field::Masked));
 }
