@@ -1,10 +1,10 @@
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{ActorRef, Error};
 
 /// Where a write came from, stored in `audit_transactions.source`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// An HTTP request.
@@ -33,7 +33,32 @@ pub enum Source {
 /// assert_eq!(ctx.request_id(), Some("req-1"));
 /// # Ok::<(), threadline::Error>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+///
+/// **Handing a context to a background job.** A context serializes to JSON and back, so a
+/// request can enqueue its context with the job and the worker can write under the same
+/// actor, correlation id and tenant. Deserializing checks what the builders check: unknown
+/// keys, an invalid actor, label or action name, and an action without an actor are refused.
+///
+/// ```
+/// use threadline::{ActorRef, AuditContext, Source};
+///
+/// let request = AuditContext::new()
+///     .with_actor(ActorRef::user("42")?)
+///     .with_correlation_id("checkout-9")?;
+/// let payload = serde_json::to_string(&request).unwrap(); // stored with the job
+///
+/// // in the worker
+/// let ctx: AuditContext = serde_json::from_str(&payload).unwrap();
+/// let ctx = ctx.with_source(Source::Job);
+/// assert_eq!(ctx.actor(), request.actor());
+/// assert_eq!(ctx.correlation_id(), Some("checkout-9"));
+///
+/// let tampered = r#"{"actor": {"type": "user", "id": ""}}"#;
+/// assert!(serde_json::from_str::<AuditContext>(tampered).is_err());
+/// # Ok::<(), threadline::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawContext")]
 pub struct AuditContext {
     #[serde(skip_serializing_if = "Option::is_none")]
     actor: Option<ActorRef>,
@@ -49,6 +74,38 @@ pub struct AuditContext {
     meta: Option<Map<String, Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     action: Option<Action>,
+}
+
+/// An [`AuditContext`] as it arrives in JSON, before the builders' checks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContext {
+    actor: Option<ActorRef>,
+    request_id: Option<String>,
+    correlation_id: Option<String>,
+    tenant_id: Option<String>,
+    source: Option<Source>,
+    meta: Option<Map<String, Value>>,
+    action: Option<Action>,
+}
+
+impl TryFrom<RawContext> for AuditContext {
+    type Error = Error;
+
+    fn try_from(raw: RawContext) -> Result<Self, Error> {
+        if raw.action.is_some() && raw.actor.is_none() {
+            return Err(Error::MissingActor);
+        }
+        Ok(AuditContext {
+            actor: raw.actor,
+            request_id: raw.request_id.map(|id| label("request_id", id)).transpose()?,
+            correlation_id: raw.correlation_id.map(|id| label("correlation_id", id)).transpose()?,
+            tenant_id: raw.tenant_id.map(|id| label("tenant_id", id)).transpose()?,
+            source: raw.source,
+            meta: raw.meta,
+            action: raw.action,
+        })
+    }
 }
 
 /// Checks an identifier-like value: 1 to 256 bytes without control characters.
@@ -173,7 +230,7 @@ impl AuditContext {
 }
 
 /// Whether an action succeeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionStatus {
     /// It did what it meant to.
@@ -193,7 +250,10 @@ pub enum ActionStatus {
 /// assert!(Action::new("Post Created").is_err());
 /// # Ok::<(), threadline::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// It deserializes from the JSON it serializes to, with the builders' checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawAction")]
 pub struct Action {
     name: String,
     status: ActionStatus,
@@ -207,6 +267,36 @@ pub struct Action {
     comment: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     job_id: Option<String>,
+}
+
+/// An [`Action`] as it arrives in JSON, before the builders' checks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction {
+    name: String,
+    #[serde(default)]
+    status: ActionStatus,
+    verb: Option<String>,
+    category: Option<String>,
+    reason: Option<String>,
+    comment: Option<String>,
+    job_id: Option<String>,
+}
+
+impl TryFrom<RawAction> for Action {
+    type Error = Error;
+
+    fn try_from(raw: RawAction) -> Result<Self, Error> {
+        Ok(Action {
+            status: raw.status,
+            verb: raw.verb.map(|v| label("verb", v)).transpose()?,
+            category: raw.category.map(|v| label("category", v)).transpose()?,
+            reason: raw.reason.map(|v| label("reason", v)).transpose()?,
+            comment: raw.comment,
+            job_id: raw.job_id.map(|v| label("job_id", v)).transpose()?,
+            ..Action::new(raw.name)?
+        })
+    }
 }
 
 impl Action {
@@ -282,5 +372,95 @@ impl Action {
     /// The action's status.
     pub fn status(&self) -> ActionStatus {
         self.status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn full_context() -> AuditContext {
+        AuditContext::new()
+            .with_actor(ActorRef::service_account("billing").unwrap())
+            .with_request_id("req-1")
+            .unwrap()
+            .with_correlation_id("flow-9")
+            .unwrap()
+            .with_tenant_id("acme")
+            .unwrap()
+            .with_source(Source::Request)
+            .with_meta(json!({"client_addr": "10.0.0.1"}).as_object().unwrap().clone())
+            .with_action(
+                Action::new("invoice_sent")
+                    .unwrap()
+                    .with_status(ActionStatus::Error)
+                    .with_verb("send")
+                    .unwrap()
+                    .with_category("billing")
+                    .unwrap()
+                    .with_reason("monthly run")
+                    .unwrap()
+                    .with_comment("retry 2")
+                    .with_job_id("job-7")
+                    .unwrap(),
+            )
+    }
+
+    #[test]
+    fn a_context_round_trips_through_json() {
+        for ctx in [AuditContext::new(), full_context()] {
+            let text = serde_json::to_string(&ctx).unwrap();
+            let back: AuditContext = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, ctx, "{text}");
+        }
+    }
+
+    #[test]
+    fn an_anonymous_actor_and_nulls_are_accepted() {
+        let ctx: AuditContext =
+            serde_json::from_value(json!({"actor": {"type": "anonymous"}, "request_id": null})).unwrap();
+        assert_eq!(ctx.actor(), Some(&ActorRef::anonymous()));
+        assert_eq!(ctx.request_id(), None);
+    }
+
+    /// Every way of tampering with a stored context is refused with a message naming it.
+    #[test]
+    fn tampered_json_is_refused() {
+        let long = "x".repeat(257);
+        for (json, expected) in [
+            (json!({"actr": {"type": "user", "id": "1"}}), "unknown field `actr`"),
+            (json!({"actor": {"type": "user", "id": ""}}), "invalid actor id"),
+            (json!({"actor": {"type": "user"}}), "a user actor needs an id"),
+            (json!({"actor": {"type": "root", "id": "1"}}), "unknown variant `root`"),
+            (
+                json!({"actor": {"type": "user", "id": "1", "admin": true}}),
+                "unknown field `admin`",
+            ),
+            (json!({"request_id": ""}), "invalid request_id"),
+            (json!({"correlation_id": long}), "invalid correlation_id"),
+            (json!({"tenant_id": "a\nb"}), "invalid tenant_id"),
+            (json!({"source": "cron"}), "unknown variant `cron`"),
+            (json!({"meta": [1]}), "invalid type"),
+            (json!({"action": {"name": "post_created"}}), "an action needs an actor"),
+            (
+                json!({"actor": {"type": "user", "id": "1"}, "action": {"name": "Post Created"}}),
+                "invalid action name",
+            ),
+            (
+                json!({"actor": {"type": "user", "id": "1"}, "action": {"name": "a", "verb": ""}}),
+                "invalid verb",
+            ),
+            (
+                json!({"actor": {"type": "user", "id": "1"}, "action": {"name": "a", "extra": 1}}),
+                "unknown field `extra`",
+            ),
+        ] {
+            let error = serde_json::from_value::<AuditContext>(json.clone())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{json}: {error}");
+        }
     }
 }

@@ -1,0 +1,1 @@
+SELECT threadline.unaudit_table('"public"."posts"');
