@@ -2,7 +2,7 @@
 //! request, and why.
 //!
 //! ```sh
-//! cargo run --example blog                      # PORT=8080 by default
+//! cargo run --example blog                      # PORT=8080 by default; PORT=0 picks one
 //! curl -s -X POST localhost:8080/posts -H 'x-user-id: 1' -H 'content-type: application/json' \
 //!      -d '{"title":"Hello","body":"First"}'
 //! curl -s localhost:8080/posts/1/history
@@ -45,10 +45,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             .map_err(|_| format!("PORT must be a port number, not {port:?}"))?,
         Err(_) => 8080,
     };
-    let server = HttpServer::new(move || app::app(pool.clone()))
-        .bind(("127.0.0.1", port))?
-        .run();
-    eprintln!("Blog listening on http://127.0.0.1:{port} (demo auth: header x-user-id: 1, 2 or 3)");
-    server.await?;
+    // Bound first, so the line names the address in use: with `PORT=0`, the port the system
+    // picked.
+    let server = HttpServer::new(move || app::app(pool.clone())).bind(("127.0.0.1", port))?;
+    let address = server.addrs().first().copied().ok_or("bound to no address")?;
+    eprintln!("Blog listening on http://{address} (demo auth: header x-user-id: 1, 2 or 3)");
+    server.run().await?;
     Ok(())
 }

@@ -1,12 +1,15 @@
 //! End to end: the blog example's app (`examples/blog/app.rs`, included as it is) over HTTP
 //! against a database set up by the repository's migrations, checked both by its answers
-//! and by the audit tables.
+//! and by the audit tables; and (`socket`) the example's binary itself, run as a process and
+//! spoken to over TCP.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 #[path = "../../examples/blog/app.rs"]
 mod app;
+
+mod socket;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
@@ -17,6 +20,7 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
+use threadline::Audited;
 use threadline::testing::TestDatabase;
 
 use support::{ActionRow, Change, Transaction, actions, changes, changes_of, transactions};
@@ -681,4 +685,61 @@ async fn the_app_runs_on_a_database_the_diesel_cli_migrated() {
     let first = changes_of(&mut admin, "posts").remove(0);
     let tx = transaction_of(&mut admin, &first);
     assert_eq!(tx.actor, Some(user(3)));
+}
+
+/// The policy a model's annotations give, next to the one the committed migrations deploy
+/// for its table (`threadline.table_policy`).
+fn policies<T: Audited>(admin: &mut PgConnection) -> (String, Value, Value) {
+    #[derive(diesel::QueryableByName)]
+    struct Deployed {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Jsonb>)]
+        policy: Option<Value>,
+    }
+    let table = format!("{}.{}", T::SCHEMA, T::TABLE);
+    let annotated: Value = serde_json::from_str(T::POLICY_JSON).expect("POLICY_JSON is JSON");
+    let deployed: Deployed = diesel::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT threadline.table_policy($1::text::regclass) AS policy")
+            .bind::<diesel::sql_types::Text, _>(&table),
+        admin,
+    )
+    .expect("table_policy");
+    (table, annotated, deployed.policy.unwrap_or(Value::Null))
+}
+
+/// The example's models and its committed `threadline_audit_*` migrations agree: what the
+/// annotations say is what the migrations deploy, for every audited table and no other.
+#[test]
+fn the_models_annotations_are_what_the_committed_migrations_deploy() {
+    let db = TestDatabase::empty().expect("test database");
+    app::run_migrations(db.url()).expect("migrations");
+    let mut admin = db.connect().expect("connect");
+    let models = [
+        policies::<app::User>(&mut admin),
+        policies::<app::Post>(&mut admin),
+        policies::<app::Comment>(&mut admin),
+    ];
+    for (table, annotated, deployed) in &models {
+        assert_eq!(
+            deployed, annotated,
+            "{table}: the deployed policy (left) is not the annotations' (right); \
+             regenerate with `threadline gen-triggers --src examples --migrations migrations`"
+        );
+    }
+    #[derive(diesel::QueryableByName)]
+    struct AuditedTable {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let mut audited: Vec<String> = diesel::RunQueryDsl::load::<AuditedTable>(
+        diesel::sql_query("SELECT table_schema || '.' || table_name AS name FROM threadline.audited_tables"),
+        &mut admin,
+    )
+    .expect("audited tables")
+    .into_iter()
+    .map(|row| row.name)
+    .collect();
+    audited.sort();
+    let mut modelled: Vec<String> = models.into_iter().map(|(table, ..)| table).collect();
+    modelled.sort();
+    assert_eq!(audited, modelled, "every audited table has a model, and no other");
 }

@@ -299,3 +299,60 @@ async fn history_shows_who_acted_in_which_audited_action() {
     );
     assert!(versions.iter().all(|v| v.row.as_ref().unwrap().email == Field::Masked));
 }
+
+#[test]
+fn history_decodes_each_version_with_the_policy_it_was_captured_under() {
+    let (_db, mut conn) = setup();
+    // Captured under the model's own policy: email masked, password_hash excluded.
+    conn.batch_execute("INSERT INTO users VALUES (1, 'a@example.com', 'Ann', 'hash-1', now())")
+        .unwrap();
+    // Email no longer masked.
+    conn.batch_execute(
+        r#"SELECT threadline.audit_table('public.users', '{"exclude": ["password_hash"], "ignore_changes": ["updated_at"]}');
+           UPDATE users SET email = 'b@example.com' WHERE id = 1;"#,
+    )
+    .unwrap();
+    // password_hash moved from exclude to mask.
+    conn.batch_execute(
+        r#"SELECT threadline.audit_table('public.users', '{"mask": ["password_hash"], "ignore_changes": ["updated_at"]}');
+           UPDATE users SET name = 'Anne' WHERE id = 1;"#,
+    )
+    .unwrap();
+
+    let versions = User::history_blocking(&mut conn, 1).unwrap().entries;
+    let rows: Vec<&UserSnapshot> = versions.iter().map(|v| v.row.as_ref().unwrap()).collect();
+    let [renamed, unmasked, inserted] = rows.as_slice() else {
+        panic!("{versions:?}")
+    };
+
+    assert_eq!(
+        inserted.email,
+        Field::Masked,
+        "a placeholder is never decoded as an email, whatever the policy is now"
+    );
+    assert_ne!(inserted.email, Field::Value("[REDACTED]".to_owned()));
+    assert_eq!(inserted.password_hash, Field::Excluded);
+
+    assert_eq!(
+        unmasked.email,
+        Field::Value("b@example.com".to_owned()),
+        "captured unmasked, though the model's annotation masks email"
+    );
+    assert_eq!(unmasked.password_hash, Field::Excluded);
+    assert_eq!(
+        versions[1].changed_from.as_ref().unwrap()["email"],
+        json!("a@example.com"),
+        "the prior value, as the policy in force then stored it"
+    );
+
+    assert_eq!(renamed.email, Field::Value("b@example.com".to_owned()));
+    assert_eq!(renamed.password_hash, Field::Masked, "masked once the policy masks it");
+    assert_eq!(renamed.name, Field::Value("Anne".to_owned()));
+
+    // The generated paging accessor agrees with the whole history.
+    let first = User::history_page_blocking(&mut conn, 1, None, 2).unwrap();
+    assert_eq!(first.entries, versions[..2]);
+    let rest = User::history_page_blocking(&mut conn, 1, first.next_cursor.as_ref(), 2).unwrap();
+    assert_eq!(rest.entries, versions[2..]);
+    assert!(rest.next_cursor.is_none());
+}

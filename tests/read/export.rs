@@ -184,3 +184,61 @@ fn max_rows_caps_the_export_and_says_so() {
         "header only"
     );
 }
+
+#[test]
+fn changes_and_exports_carry_the_redaction_they_were_captured_under() {
+    let (_db, mut conn) = seeded();
+    write(
+        &mut conn,
+        &ctx("user:1", "r1", "f", "acme"),
+        "INSERT INTO posts (id, title, email, secret) VALUES (1, 't', 'a@example.com', 's');
+         INSERT INTO memberships VALUES ('acme', 5, 'member')",
+    );
+    let typed = Reader::new().blocking().timeline(&mut conn, &Filter::new()).unwrap();
+    let redaction: Vec<(&str, &[String], &[String])> = typed
+        .entries
+        .iter()
+        .map(|c| (c.table_name.as_str(), &c.masked_fields[..], &c.excluded_fields[..]))
+        .collect();
+    let (email, secret) = (["email".to_owned()], ["secret".to_owned()]);
+    assert_eq!(
+        redaction,
+        [("memberships", &[][..], &[][..]), ("posts", &email[..], &secret[..])]
+    );
+    assert_eq!(typed.entries[1].data.as_ref().unwrap()["email"], "[REDACTED]");
+
+    let (bytes, _) = export(&mut conn, &Filter::new(), ExportOptions::new(Format::Csv));
+    let mut reader = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
+    let headers = reader.headers().unwrap().clone();
+    let at = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    assert_eq!(
+        (at("masked_fields"), at("excluded_fields")),
+        (16, 17),
+        "appended, existing columns keep their places"
+    );
+    let cells: Vec<(String, String)> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[16].to_owned(), r[17].to_owned())
+        })
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            ("[]".to_owned(), "[]".to_owned()),
+            (r#"["email"]"#.to_owned(), r#"["secret"]"#.to_owned())
+        ]
+    );
+
+    let (nd, _) = export(&mut conn, &Filter::new(), ExportOptions::new(Format::Ndjson));
+    let lines: Vec<Value> = String::from_utf8(nd)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[1]["masked_fields"], json!(["email"]));
+    assert_eq!(lines[1]["excluded_fields"], json!(["secret"]));
+    assert_eq!(lines[0]["masked_fields"], json!([]));
+    assert_eq!(serde_json::to_value(&typed.entries).unwrap(), Value::Array(lines));
+}

@@ -129,3 +129,35 @@ fn a_refusing_scope_fails_closed_and_sees_each_surface() {
         ]
     );
 }
+
+#[test]
+fn a_scope_that_states_no_condition_refuses_instead_of_reading_everything() {
+    let (_db, mut conn) = seeded();
+    two_tenants(&mut conn);
+    let forgetful = Reader::scoped(|surface| match surface {
+        Surface::Timeline => Restriction::new().tenant("acme"),
+        _ => Ok(Restriction::new()),
+    });
+    let r = forgetful.blocking();
+    assert_eq!(r.timeline(&mut conn, &Filter::new()).unwrap().entries.len(), 2);
+    let refused = r.row_history(&mut conn, &table("posts"), &RowKey::from(2));
+    assert!(
+        matches!(refused, Err(Error::ScopeRefused(ref why)) if why.contains("unrestricted")),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        forgetful.export(&Filter::new(), ExportOptions::new(Format::Csv)),
+        Err(Error::ScopeRefused(_))
+    ));
+
+    let admin = Reader::scoped(|_| Ok(Restriction::unrestricted()));
+    assert_eq!(
+        admin
+            .blocking()
+            .timeline(&mut conn, &Filter::new())
+            .unwrap()
+            .entries
+            .len(),
+        3
+    );
+}

@@ -507,7 +507,8 @@ fn exports_write_every_format_to_files_and_stdout() {
     blog(&mut conn);
     let dir = scratch("export");
     let header = "id,transaction_id,captured_at,table_schema,table_name,op,table_pk,data,changed_fields,\
-                  changed_from,from_update,actor,request_id,correlation_id,tenant_id,action\r\n";
+                  changed_from,from_update,actor,request_id,correlation_id,tenant_id,action,\
+                  masked_fields,excluded_fields\r\n";
 
     let path = dir.join("audit.csv");
     let out = run(&db, "export", &["--format=csv", "--output", path.to_str().unwrap()]);

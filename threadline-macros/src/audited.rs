@@ -18,12 +18,6 @@ fn column_ident(column: &Column) -> Ident {
 }
 
 pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
-    if !input.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(
-            &input.generics,
-            "#[derive(Audited)] does not take generic models\n  = help: the correct format looks like `pub struct Post { pub id: i64 }`",
-        ));
-    }
     let model = AuditedModel::from_derive(input)?;
     let ident = &model.ident;
     let vis = &input.vis;
@@ -32,7 +26,6 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let (schema, table) = (&model.schema, &model.table);
     let policy = model.policy_json();
     let up = model.up_sql();
-    let placeholder = &model.mask_placeholder;
 
     let checks = model
         .exclude
@@ -50,21 +43,22 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let field_count = model.fields.len();
     let snapshot_fields = model.fields.iter().map(|f| {
         let (ident, ty) = (&f.ident, &f.ty);
-        let doc = format!("Column `{}` as captured.", f.column);
+        // Decoding follows what each change recorded, not this annotation: the docs say so.
+        let now = match f.redaction {
+            Redaction::None => "",
+            Redaction::Masked => {
+                " The model's policy masks it: changes captured under that policy hold `Field::Masked`."
+            }
+            Redaction::Excluded => {
+                " The model's policy excludes it: changes captured under that policy hold `Field::Excluded`."
+            }
+        };
+        let doc = format!("Column `{}` as captured.{now}", f.column);
         quote!(#[doc = #doc] pub #ident: ::threadline::model::Field<#ty>)
     });
     let decoders = model.fields.iter().map(|f| {
         let (ident, ty, column) = (&f.ident, &f.ty, &f.column);
-        let redaction = match f.redaction {
-            Redaction::None => quote!(None),
-            Redaction::Masked => quote!(Masked),
-            Redaction::Excluded => quote!(Excluded),
-        };
-        quote! {
-            #ident: ::threadline::__support::field::<#ty>(
-                data, #column, ::threadline::__support::Redaction::#redaction, #placeholder,
-            )?
-        }
+        quote!(#ident: ::threadline::model::field::<#ty>(row, #column)?)
     });
 
     let key_fields = model.key_fields();
@@ -125,7 +119,7 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
 
         impl ::threadline::model::Snapshot for #snapshot {
             fn decode(
-                data: &::threadline::__support::Map<::std::string::String, ::threadline::__support::Value>,
+                row: &::threadline::model::CapturedRow<'_>,
             ) -> ::core::result::Result<Self, ::threadline::Error> {
                 ::core::result::Result::Ok(#snapshot { #(#decoders,)* })
             }
@@ -191,6 +185,16 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 key: #key_type,
             ) -> ::core::result::Result<::threadline::read::Page<::threadline::model::Version<#snapshot>>, ::threadline::Error> {
                 ::threadline::model::history_blocking::<Self>(conn, &key)
+            }
+
+            /// [`Self::history_page`] on a blocking connection.
+            pub fn history_page_blocking(
+                conn: &mut ::threadline::__support::PgConnection,
+                key: #key_type,
+                cursor: ::core::option::Option<&::threadline::read::Cursor>,
+                page_size: usize,
+            ) -> ::core::result::Result<::threadline::read::Page<::threadline::model::Version<#snapshot>>, ::threadline::Error> {
+                ::threadline::model::history_page_blocking::<Self>(conn, &key, cursor, page_size)
             }
 
             /// [`Self::as_of`] on a blocking connection.

@@ -142,7 +142,16 @@ impl AuditedAttrs {
                         }
                         out.mask_placeholder = Some(text);
                     }
-                    "schema" => out.schema = Some(string(&meta, &key)?),
+                    "schema" => {
+                        let schema = string(&meta, &key)?;
+                        if !identifier_like(&schema) {
+                            return Err(hint(
+                                meta.error("the schema must be 1 to 63 bytes without control characters"),
+                                "schema = \"app\"",
+                            ));
+                        }
+                        out.schema = Some(schema);
+                    }
                     _ => {
                         let value = meta.value().map_err(|e| with_hint(e, &key))?;
                         let lit: LitBool = value.parse().map_err(|e| {
@@ -159,6 +168,12 @@ impl AuditedAttrs {
         }
         Ok(out)
     }
+}
+
+/// Whether `name` can be a PostgreSQL name as Threadline stores it: 1 to 63 bytes without
+/// control characters.
+pub(crate) fn identifier_like(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 63 && !name.chars().any(char::is_control)
 }
 
 /// The correct form of each key's value.

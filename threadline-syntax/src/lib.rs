@@ -124,6 +124,12 @@ impl AuditedModel {
                 ));
             }
         };
+        if !input.generics.params.is_empty() {
+            return Err(syn::Error::new_spanned(
+                &input.generics,
+                "#[derive(Audited)] does not take generic models\n  = help: the correct format looks like `pub struct Post { pub id: i64 }`",
+            ));
+        }
         let diesel = attrs::DieselAttrs::parse(&input.attrs)?;
         let audited = attrs::AuditedAttrs::parse(&input.attrs)?;
         let mut model_fields = Vec::new();
@@ -145,6 +151,12 @@ impl AuditedModel {
             .last()
             .map(|s| s.ident.unraw_string())
             .unwrap_or_default();
+        if !attrs::identifier_like(&table) {
+            return Err(hint(
+                syn::Error::new_spanned(&table_path, "the table name must be 1 to 63 bytes"),
+                "#[diesel(table_name = posts)]",
+            ));
+        }
         let default_key = audited.primary_key.is_none() && diesel.primary_key.is_none();
         let key = audited.primary_key.or(diesel.primary_key).unwrap_or_else(|| {
             vec![Column {

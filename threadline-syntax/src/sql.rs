@@ -154,6 +154,8 @@ mod tests {
             ("struct Post { title: String }", "no field for its key column `id`"),
             ("struct Post(i64);", "named fields"),
             ("enum Post { A }", "not enums"),
+            ("#[audited(schema = \"\")] struct Post { id: i64 }", "1 to 63 bytes"),
+            ("struct Post<T> { id: i64, t: T }", "generic"),
         ];
         for (source, says) in cases {
             let err = model(source.parse().unwrap()).unwrap_err().to_string();

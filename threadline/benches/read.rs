@@ -73,7 +73,9 @@ const MEMORY_URL: &str = "THREADLINE_BENCH_READ_MEMORY_URL";
 const EXPORT_QUERY: &str = "SELECT c.id, c.transaction_id, c.captured_at, c.table_schema, c.table_name, c.op, \
      c.table_pk::text AS table_pk, c.data::text AS data, \
      coalesce(to_json(c.changed_fields)::text, '[]') AS changed_fields, c.changed_from::text AS changed_from, \
-     c.from_update, t.actor::text AS actor, t.request_id, t.correlation_id, t.tenant_id, a.name AS action \
+     c.from_update, t.actor::text AS actor, t.request_id, t.correlation_id, t.tenant_id, a.name AS action, \
+     coalesce(to_json(c.masked_fields)::text, '[]') AS masked_fields, \
+     coalesce(to_json(c.excluded_fields)::text, '[]') AS excluded_fields \
      FROM threadline.audit_changes c \
      JOIN threadline.audit_transactions t ON t.id = c.transaction_id \
      LEFT JOIN threadline.audit_actions a ON a.id = t.action_id WHERE true \
@@ -82,7 +84,7 @@ const EXPORT_QUERY: &str = "SELECT c.id, c.transaction_id, c.captured_at, c.tabl
 /// The read core's change columns and source, for the EXPLAIN output.
 const CHANGE_QUERY: &str = "SELECT c.id, c.transaction_id, c.captured_at, c.table_schema, c.table_name, \
      c.table_pk, c.op, c.data, c.changed_fields, c.changed_from, c.from_update, \
-     t.actor, t.request_id, t.correlation_id, t.tenant_id, a.name AS action \
+     c.masked_fields, c.excluded_fields, t.actor, t.request_id, t.correlation_id, t.tenant_id, a.name AS action \
      FROM threadline.audit_changes c \
      JOIN threadline.audit_transactions t ON t.id = c.transaction_id \
      LEFT JOIN threadline.audit_actions a ON a.id = t.action_id WHERE true";

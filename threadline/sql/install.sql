@@ -72,6 +72,11 @@ CREATE TABLE threadline.audit_changes (
     data jsonb,
     changed_fields text[],
     changed_from jsonb,
+    -- the columns the policy masked (stored as the placeholder) and excluded (not stored)
+    -- when this change was captured, sorted; NULL when it masked or excluded nothing.
+    -- Typed history decodes from these, not from the policy in force when it reads.
+    masked_fields text[],
+    excluded_fields text[],
     -- true for the leaving and arriving halves of an update that changed a row's key
     from_update boolean NOT NULL DEFAULT false,
     captured_at timestamptz NOT NULL
@@ -738,29 +743,36 @@ DECLARE
     v_at timestamptz := clock_timestamp();
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, data, captured_at)
-        SELECT (SELECT threadline.transaction_for_capture(v_at)), %1$L, %2$L, %3$s, 'insert', %5$s, v_at FROM threadline_new n;
+        INSERT INTO threadline.audit_changes
+            (transaction_id, table_schema, table_name, table_pk, op, data, masked_fields, excluded_fields, captured_at)
+        SELECT (SELECT threadline.transaction_for_capture(v_at)), %1$L, %2$L, %3$s, 'insert', %5$s, %13$s, %14$s, v_at
+          FROM threadline_new n;
     ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, data, captured_at)
-        SELECT (SELECT threadline.transaction_for_capture(v_at)), %1$L, %2$L, %4$s, 'delete', %6$s, v_at FROM threadline_old o;
+        INSERT INTO threadline.audit_changes
+            (transaction_id, table_schema, table_name, table_pk, op, data, masked_fields, excluded_fields, captured_at)
+        SELECT (SELECT threadline.transaction_for_capture(v_at)), %1$L, %2$L, %4$s, 'delete', %6$s, %13$s, %14$s, v_at
+          FROM threadline_old o;
     ELSIF TG_OP = 'UPDATE' THEN
         INSERT INTO threadline.audit_changes
-            (transaction_id, table_schema, table_name, table_pk, op, data, changed_fields, changed_from, from_update, captured_at)
+            (transaction_id, table_schema, table_name, table_pk, op, data, changed_fields, changed_from,
+             masked_fields, excluded_fields, from_update, captured_at)
         SELECT (SELECT threadline.transaction_for_capture(v_at)), %1$L, %2$L,
                CASE WHEN n.%7$I IS NULL THEN %4$s ELSE %3$s END,
                CASE WHEN n.%7$I IS NULL THEN 'delete' WHEN o.%7$I IS NULL THEN 'insert' ELSE 'update' END,
                CASE WHEN n.%7$I IS NULL THEN %6$s ELSE %5$s END,
                CASE WHEN n.%7$I IS NOT NULL AND o.%7$I IS NOT NULL THEN %9$s END,
                CASE WHEN n.%7$I IS NOT NULL AND o.%7$I IS NOT NULL THEN %10$s END,
+               %13$s, %14$s,
                n.%7$I IS NULL OR o.%7$I IS NULL,
                v_at
           FROM threadline_new n FULL JOIN threadline_old o ON %8$s
          WHERE n.%7$I IS NULL OR o.%7$I IS NULL OR %11$s;
     ELSE
-        INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, data, captured_at)
+        INSERT INTO threadline.audit_changes
+            (transaction_id, table_schema, table_name, table_pk, op, data, masked_fields, excluded_fields, captured_at)
         VALUES (threadline.transaction_for_capture(v_at), %1$L, %2$L, '{}', 'truncate',
                 CASE WHEN TG_RELID <> %12$s THEN jsonb_build_object('partition', format('%%I.%%I', TG_TABLE_SCHEMA, TG_TABLE_NAME)) END,
-                v_at);
+                %13$s, %14$s, v_at);
     END IF;
     RETURN NULL;
 END
@@ -768,7 +780,10 @@ $f$,
         r.table_schema, r.table_name, v_key_new, v_key_old,
         threadline.image_sql('n', v_cols, v_mask, v_placeholder),
         threadline.image_sql('o', v_cols, v_mask, v_placeholder),
-        r.key_columns[1], v_key_join, v_changed, v_cf, v_any_change, rel::oid);
+        r.key_columns[1], v_key_join, v_changed, v_cf, v_any_change, rel::oid,
+        -- the policy's redaction, recorded with each change as constants (nothing per row)
+        CASE WHEN cardinality(v_mask) > 0 THEN format('%L::text[]', v_mask) ELSE 'NULL::text[]' END,
+        CASE WHEN cardinality(v_exclude) > 0 THEN format('%L::text[]', v_exclude) ELSE 'NULL::text[]' END);
 
     EXECUTE format('CREATE OR REPLACE FUNCTION threadline.%I() RETURNS trigger LANGUAGE plpgsql '
                    'SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET work_mem = ''64MB'' AS %L', r.function_name, v_body);

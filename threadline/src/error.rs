@@ -50,10 +50,11 @@ pub enum Error {
     #[error("read refused by scope: {0}")]
     ScopeRefused(String),
     /// A captured row could not be decoded into a model's field (its column's type changed
-    /// since, say).
+    /// since, say), or a stored audit row holds what Threadline did not write (a tampered
+    /// actor or op). A server-side failure, not bad input.
     #[error("cannot decode column {column} of a captured row: {reason}")]
     Decode {
-        /// The column.
+        /// The column (of the audited table, or of the audit table, such as `actor`).
         column: String,
         /// What did not fit.
         reason: String,

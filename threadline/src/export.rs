@@ -4,12 +4,16 @@
 //! Every format carries the same fields, in this order (the CSV header):
 //!
 //! ```text
-//! id,transaction_id,captured_at,table_schema,table_name,op,table_pk,data,changed_fields,changed_from,from_update,actor,request_id,correlation_id,tenant_id,action
+//! id,transaction_id,captured_at,table_schema,table_name,op,table_pk,data,changed_fields,changed_from,from_update,actor,request_id,correlation_id,tenant_id,action,masked_fields,excluded_fields
 //! ```
 //!
 //! - **CSV**: RFC 4180 with CRLF line ends; a cell holding a comma, a quote, CR or LF is
-//!   quoted, quotes doubled. `table_pk`, `data`, `changed_fields`, `changed_from` and
-//!   `actor` cells hold JSON; an absent value is an empty cell.
+//!   quoted, quotes doubled. `table_pk`, `data`, `changed_fields`, `changed_from`,
+//!   `actor`, `masked_fields` and `excluded_fields` cells hold JSON; an absent value is an
+//!   empty cell.
+//! - `masked_fields` and `excluded_fields` are the columns the policy masked and excluded
+//!   when the change was captured (`[]` when none), so a placeholder in `data` is never
+//!   mistaken for a value.
 //! - **JSON**: one document,
 //!   `{"format_version":1,"generated_at":"…","changes":[…],"truncated":false}`.
 //! - **NDJSON**: one change object per line.
@@ -45,7 +49,7 @@ use crate::read::sql::Bind;
 use crate::read::{Db, Filter, Reader, Restriction, Surface, check_page_size, filtered_changes, ready, rfc3339};
 
 /// The fields of every export, in order.
-pub const FIELDS: [&str; 16] = [
+pub const FIELDS: [&str; 18] = [
     "id",
     "transaction_id",
     "captured_at",
@@ -62,6 +66,8 @@ pub const FIELDS: [&str; 16] = [
     "correlation_id",
     "tenant_id",
     "action",
+    "masked_fields",
+    "excluded_fields",
 ];
 
 /// The version of the JSON document's shape.
@@ -195,12 +201,18 @@ struct ExportRow {
     tenant_id: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     action: Option<String>,
+    #[diesel(sql_type = Text)]
+    masked_fields: String,
+    #[diesel(sql_type = Text)]
+    excluded_fields: String,
 }
 
 const EXPORT_COLUMNS: &str = "c.id, c.transaction_id, c.captured_at, c.table_schema, c.table_name, c.op, \
      c.table_pk::text AS table_pk, c.data::text AS data, \
      coalesce(to_json(c.changed_fields)::text, '[]') AS changed_fields, c.changed_from::text AS changed_from, \
-     c.from_update, t.actor::text AS actor, t.request_id, t.correlation_id, t.tenant_id, a.name AS action";
+     c.from_update, t.actor::text AS actor, t.request_id, t.correlation_id, t.tenant_id, a.name AS action, \
+     coalesce(to_json(c.masked_fields)::text, '[]') AS masked_fields, \
+     coalesce(to_json(c.excluded_fields)::text, '[]') AS excluded_fields";
 
 /// One value of a row, as the formats see it.
 enum Cell<'a> {
@@ -212,7 +224,7 @@ enum Cell<'a> {
 }
 
 impl ExportRow {
-    fn cells<'a>(&'a self, captured_at: &'a str) -> [Cell<'a>; 16] {
+    fn cells<'a>(&'a self, captured_at: &'a str) -> [Cell<'a>; FIELDS.len()] {
         fn text(v: &Option<String>) -> Cell<'_> {
             v.as_deref().map_or(Cell::Null, Cell::Text)
         }
@@ -236,6 +248,8 @@ impl ExportRow {
             text(&self.correlation_id),
             text(&self.tenant_id),
             text(&self.action),
+            Cell::Json(&self.masked_fields),
+            Cell::Json(&self.excluded_fields),
         ]
     }
 }

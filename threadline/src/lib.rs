@@ -61,11 +61,10 @@ pub use write::{Committed, record_action, transaction};
 /// API of its own.
 #[doc(hidden)]
 pub mod __support {
-    pub use crate::model::{KeyPart, Redaction, field};
+    pub use crate::model::KeyPart;
     pub use crate::support::{ActionResult, AuditPool, ContextSource, run_action};
     pub use chrono::{DateTime, Utc};
     pub use diesel::PgConnection;
     pub use diesel_async::AsyncPgConnection;
     pub use serde;
-    pub use serde_json::{Map, Value};
 }

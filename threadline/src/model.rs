@@ -2,7 +2,11 @@
 //!
 //! The derive implements [`Audited`] for a Diesel model and generates a snapshot struct
 //! (`PostSnapshot` for `Post`) whose fields are [`Field`]s: each says whether the captured
-//! row held a value, or the policy masked or excluded it. It also adds `Post::history`,
+//! row held a value, or the policy masked or excluded it. Which columns were masked or
+//! excluded is read from what each change recorded when it was captured
+//! ([`Change::masked_fields`], [`Change::excluded_fields`]), never from the policy the model
+//! declares now, so a policy changed since never turns a stored placeholder into a value. It
+//! also adds `Post::history`,
 //! `Post::history_page` and `Post::as_of` (async) and their `_blocking` twins, which call the
 //! functions of this module.
 
@@ -69,8 +73,38 @@ pub trait Audited {
 
 /// A row decoded from its captured image. Implemented by the generated snapshot structs.
 pub trait Snapshot: Sized {
-    /// Decodes a captured row image.
-    fn decode(data: &Map<String, Value>) -> Result<Self, Error>;
+    /// Decodes a captured row image, with the redaction its change recorded.
+    fn decode(row: &CapturedRow<'_>) -> Result<Self, Error>;
+}
+
+/// A captured row image and the redaction recorded with it: what [`Snapshot::decode`] reads.
+///
+/// `masked` and `excluded` are the columns the policy in force at capture time masked and
+/// excluded ([`Change::masked_fields`] and [`Change::excluded_fields`]), so a row decodes the
+/// same whatever the policy is now.
+///
+/// ```
+/// use serde_json::{Map, Value, json};
+/// use threadline::model::{CapturedRow, Field, field};
+///
+/// let Value::Object(data) = json!({"id": 1, "email": "[REDACTED]"}) else { unreachable!() };
+/// let masked = vec!["email".to_owned()];
+/// let excluded = vec!["password_hash".to_owned()];
+/// let row = CapturedRow { data: &data, masked: &masked, excluded: &excluded };
+/// assert_eq!(field::<i64>(&row, "id").unwrap(), Field::Value(1));
+/// assert_eq!(field::<String>(&row, "email").unwrap(), Field::Masked);
+/// assert_eq!(field::<String>(&row, "password_hash").unwrap(), Field::Excluded);
+/// assert_eq!(field::<String>(&row, "nickname").unwrap(), Field::Absent);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapturedRow<'a> {
+    /// The row image (`audit_changes.data`): column to stored value, masked columns holding
+    /// the placeholder.
+    pub data: &'a Map<String, Value>,
+    /// The columns the policy masked when the row was captured.
+    pub masked: &'a [String],
+    /// The columns the policy excluded when the row was captured.
+    pub excluded: &'a [String],
 }
 
 /// A field of a captured row.
@@ -78,9 +112,11 @@ pub trait Snapshot: Sized {
 pub enum Field<T> {
     /// The value the row held.
     Value(T),
-    /// The policy masks the column: it held a value that was not stored.
+    /// The policy in force when the change was captured masked the column: it held a value
+    /// that was not stored (the image holds the placeholder).
     Masked,
-    /// The policy excludes the column: nothing of it was stored.
+    /// The policy in force when the change was captured excluded the column: nothing of it
+    /// was stored.
     Excluded,
     /// The captured row has no such column (it was added to the table later).
     Absent,
@@ -121,35 +157,19 @@ impl<T: Serialize> Serialize for Field<T> {
     }
 }
 
-/// What the policy does with a column, for [`field`].
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Redaction {
-    /// Stored as it is.
-    None,
-    /// Stored as the placeholder.
-    Masked,
-    /// Never stored.
-    Excluded,
-}
-
-/// Decodes one field of a captured row; called by the generated snapshot structs.
-#[doc(hidden)]
-pub fn field<T: DeserializeOwned>(
-    data: &Map<String, Value>,
-    column: &str,
-    redaction: Redaction,
-    placeholder: &str,
-) -> Result<Field<T>, Error> {
-    if redaction == Redaction::Excluded {
-        return Ok(Field::Excluded);
-    }
-    let Some(value) = data.get(column) else {
-        return Ok(Field::Absent);
-    };
-    if redaction == Redaction::Masked && value.as_str() == Some(placeholder) {
+/// Decodes one field of a captured row, as the generated snapshot structs do: `Masked` when
+/// the change recorded the column as masked, `Excluded` when it recorded it as excluded,
+/// `Absent` when the image lacks it, else its stored value.
+pub fn field<T: DeserializeOwned>(row: &CapturedRow<'_>, column: &str) -> Result<Field<T>, Error> {
+    if row.masked.iter().any(|c| c == column) {
         return Ok(Field::Masked);
     }
+    if row.excluded.iter().any(|c| c == column) {
+        return Ok(Field::Excluded);
+    }
+    let Some(value) = row.data.get(column) else {
+        return Ok(Field::Absent);
+    };
     T::deserialize(value).map(Field::Value).map_err(|e| Error::Decode {
         column: column.to_owned(),
         reason: e.to_string(),
@@ -179,7 +199,9 @@ pub struct Version<S> {
     pub correlation_id: Option<String>,
     /// The changed columns (updates), sorted.
     pub changed_fields: Vec<String>,
-    /// Prior values of the changed columns, redacted as captured.
+    /// Prior values of the changed columns, redacted as captured: a column the policy masked
+    /// then holds the placeholder (a string such as `"[REDACTED]"`), not its value. `row`
+    /// tells masked columns apart; this map does not.
     pub changed_from: Option<Map<String, Value>>,
     /// The row after the change (before it, for a delete); `None` for a truncate.
     pub row: Option<S>,
@@ -188,7 +210,11 @@ pub struct Version<S> {
 impl<S: Snapshot> Version<S> {
     fn from_change(change: Change) -> Result<Self, Error> {
         let row = match change.data.as_ref() {
-            Some(Value::Object(data)) if change.op != Op::Truncate => Some(S::decode(data)?),
+            Some(Value::Object(data)) if change.op != Op::Truncate => Some(S::decode(&CapturedRow {
+                data,
+                masked: &change.masked_fields,
+                excluded: &change.excluded_fields,
+            })?),
             _ => None,
         };
         Ok(Version {

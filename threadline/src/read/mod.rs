@@ -11,8 +11,8 @@
 //!
 //! Methods are async on diesel-async; [`Reader::blocking`] gives the same reads on a
 //! `diesel::PgConnection`. Reading needs `SELECT` on the `threadline` tables and `EXECUTE`
-//! on `threadline.render_key`: the installing role has both; grant them to a support role
-//! explicitly.
+//! on `threadline.render_key` and `threadline.row_in_partition`: the installing role has
+//! them; grant them to a support role explicitly.
 //!
 //! ```no_run
 //! # async fn demo(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), threadline::Error> {
@@ -107,8 +107,9 @@ impl Reader {
     }
 
     /// A reader whose every read first asks `scope` for the [`Restriction`] of that read.
-    /// An `Err` from `scope` refuses the read with that error: a scope never falls back to
-    /// an unscoped read.
+    /// An `Err` from `scope` refuses the read with that error, and so does a restriction with
+    /// no condition (return [`Restriction::unrestricted`] to allow every row on purpose): a
+    /// scope never falls back to an unscoped read.
     pub fn scoped(scope: impl Fn(Surface) -> Result<Restriction, Error> + Send + Sync + 'static) -> Self {
         Reader {
             scope: Scope(Some(std::sync::Arc::new(scope))),

@@ -94,6 +94,12 @@ pub struct Change {
     pub tenant_id: Option<String>,
     /// The name of the transaction's action, when one was recorded.
     pub action: Option<String>,
+    /// The columns the policy masked when this change was captured, sorted: `data` and
+    /// `changed_from` hold the placeholder for them, not their values.
+    pub masked_fields: Vec<String>,
+    /// The columns the policy excluded when this change was captured, sorted: nothing of
+    /// them was stored.
+    pub excluded_fields: Vec<String>,
 }
 
 /// A recorded business action (`audit_actions`).

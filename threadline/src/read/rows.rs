@@ -11,7 +11,7 @@ use crate::{ActorRef, Error};
 /// The columns of a change with its transaction `t` and action `a`.
 pub(crate) const CHANGE_COLUMNS: &str = "c.id, c.transaction_id, c.captured_at, c.table_schema, c.table_name, \
      c.table_pk, c.op, c.data, c.changed_fields, c.changed_from, c.from_update, \
-     t.actor, t.request_id, t.correlation_id, t.tenant_id, a.name AS action";
+     c.masked_fields, c.excluded_fields, t.actor, t.request_id, t.correlation_id, t.tenant_id, a.name AS action";
 
 /// Changes joined to their transactions and actions; predicates follow as ` AND ...`.
 pub(crate) const CHANGE_SOURCE: &str = " FROM threadline.audit_changes c \
@@ -55,6 +55,10 @@ pub(crate) struct ChangeRow {
     changed_from: Option<Value>,
     #[diesel(sql_type = Bool)]
     from_update: bool,
+    #[diesel(sql_type = Nullable<Array<Text>>)]
+    masked_fields: Option<Vec<String>>,
+    #[diesel(sql_type = Nullable<Array<Text>>)]
+    excluded_fields: Option<Vec<String>>,
     #[diesel(sql_type = Nullable<Jsonb>)]
     actor: Option<Value>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -67,19 +71,26 @@ pub(crate) struct ChangeRow {
     action: Option<String>,
 }
 
-/// An actor as stored; capture validated it, so a bad one means a tampered row.
+/// An actor as stored; capture validated it, so a bad one means a tampered row. The error
+/// says so without quoting the stored value.
 fn actor(value: Option<Value>) -> Result<Option<ActorRef>, Error> {
     value
         .filter(|v| !v.is_null())
         .map(|v| {
-            serde_json::from_value(v).map_err(|e| {
-                Error::invalid(
-                    "stored actor",
-                    format!("an audit row holds an actor Threadline did not write: {e}"),
-                )
+            serde_json::from_value(v).map_err(|_| Error::Decode {
+                column: "actor".to_owned(),
+                reason: "an audit row holds an actor Threadline did not write".to_owned(),
             })
         })
         .transpose()
+}
+
+/// An op as stored; the table's check constraint allows only the four names.
+fn stored_op(name: &str) -> Result<Op, Error> {
+    Op::parse(name).map_err(|_| Error::Decode {
+        column: "op".to_owned(),
+        reason: "an audit row holds an op that is not insert, update, delete or truncate".to_owned(),
+    })
 }
 
 fn object(value: Value) -> Map<String, Value> {
@@ -112,11 +123,13 @@ impl TryFrom<ChangeRow> for Change {
             table_schema: row.table_schema,
             table_name: row.table_name,
             table_pk: object(row.table_pk),
-            op: Op::parse(&row.op)?,
+            op: stored_op(&row.op)?,
             data: row.data,
             changed_fields: row.changed_fields.unwrap_or_default(),
             changed_from: row.changed_from.map(object),
             from_update: row.from_update,
+            masked_fields: row.masked_fields.unwrap_or_default(),
+            excluded_fields: row.excluded_fields.unwrap_or_default(),
             actor: actor(row.actor)?,
             request_id: row.request_id,
             correlation_id: row.correlation_id,

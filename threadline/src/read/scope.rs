@@ -37,17 +37,35 @@ pub enum Surface {
 /// let support_for_acme = Restriction::new().tenant("acme")?.table("public.posts")?;
 /// # Ok::<(), threadline::Error>(())
 /// ```
+///
+/// A scoped reader fails closed: a restriction with no condition refuses the read, unless
+/// the scope function says so on purpose with [`Restriction::unrestricted`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Restriction {
     tenants: Option<Vec<String>>,
     tables: Option<Vec<TableName>>,
     actor: Option<ActorFilter>,
+    unrestricted: bool,
 }
 
 impl Restriction {
-    /// No condition yet: everything is visible until one is added.
+    /// No condition yet: add at least one, or a scoped read is refused.
     pub fn new() -> Self {
         Restriction::default()
+    }
+
+    /// Every row, on purpose: for a surface the host does not scope, such as an
+    /// administrator's reads.
+    pub fn unrestricted() -> Self {
+        Restriction {
+            unrestricted: true,
+            ..Restriction::default()
+        }
+    }
+
+    /// Whether the restriction says anything: a condition, or [`Restriction::unrestricted`].
+    fn is_stated(&self) -> bool {
+        self.unrestricted || self.tenants.is_some() || self.tables.is_some() || self.actor.is_some()
     }
 
     /// Only transactions of this tenant (call again to allow more tenants).
@@ -113,12 +131,19 @@ pub(crate) type ScopeFn = Arc<dyn Fn(Surface) -> Result<Restriction, Error> + Se
 pub(crate) struct Scope(pub(crate) Option<ScopeFn>);
 
 impl Scope {
-    /// The restriction for `surface`; none for an unscoped reader.
+    /// The restriction for `surface`; none for an unscoped reader. A scope function that
+    /// states no condition refuses the read: a forgotten surface never reads unscoped.
     pub(crate) fn restriction(&self, surface: Surface) -> Result<Restriction, Error> {
-        match &self.0 {
-            None => Ok(Restriction::new()),
-            Some(scope) => scope(surface),
+        let Some(scope) = &self.0 else {
+            return Ok(Restriction::new());
+        };
+        let restriction = scope(surface)?;
+        if !restriction.is_stated() {
+            return Err(Error::ScopeRefused(format!(
+                "the scope set no condition for {surface:?} reads; return Restriction::unrestricted() to allow every row"
+            )));
         }
+        Ok(restriction)
     }
 }
 
