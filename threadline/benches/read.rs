@@ -40,9 +40,6 @@
 //!   scenarios' heap does not hide it): `VmRSS` before, the peak reset through
 //!   `/proc/self/clear_refs`, `VmHWM` after; target `added_mib` < 64.
 //!
-//! `THREADLINE_BENCH_READ_EXPLAIN=1` also prints to stderr `EXPLAIN (ANALYZE, BUFFERS)`
-//! of queries shaped like the reader's, on the large trail.
-//!
 //! The database is `DATABASE_URL`'s server, or a private one as in `threadline::testing`.
 
 use std::path::{Path, PathBuf};
@@ -51,7 +48,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use serde_json::{Value, json};
 use threadline::export::{ExportOptions, Format};
@@ -66,28 +63,6 @@ const PAGE_SIZE: usize = 100;
 const MEMORY_CHILD: &str = "THREADLINE_BENCH_READ_MEMORY_CHILD";
 /// The database URL the memory child exports from.
 const MEMORY_URL: &str = "THREADLINE_BENCH_READ_MEMORY_URL";
-
-/// The export's columns and source, as `threadline::export` selects them (its
-/// `EXPORT_COLUMNS` and the read core's `CHANGE_SOURCE`, both private): the COPY
-/// baseline reads the same rows, joined the same way, in the same order.
-const EXPORT_QUERY: &str = "SELECT c.id, c.transaction_id, c.captured_at, c.table_schema, c.table_name, c.op, \
-     c.table_pk::text AS table_pk, c.data::text AS data, \
-     coalesce(to_json(c.changed_fields)::text, '[]') AS changed_fields, c.changed_from::text AS changed_from, \
-     c.from_update, t.actor::text AS actor, t.request_id, t.correlation_id, t.tenant_id, a.name AS action, \
-     coalesce(to_json(c.masked_fields)::text, '[]') AS masked_fields, \
-     coalesce(to_json(c.excluded_fields)::text, '[]') AS excluded_fields \
-     FROM threadline.audit_changes c \
-     JOIN threadline.audit_transactions t ON t.id = c.transaction_id \
-     LEFT JOIN threadline.audit_actions a ON a.id = t.action_id WHERE true \
-     ORDER BY c.captured_at DESC, c.id DESC";
-
-/// The read core's change columns and source, for the EXPLAIN output.
-const CHANGE_QUERY: &str = "SELECT c.id, c.transaction_id, c.captured_at, c.table_schema, c.table_name, \
-     c.table_pk, c.op, c.data, c.changed_fields, c.changed_from, c.from_update, \
-     c.masked_fields, c.excluded_fields, t.actor, t.request_id, t.correlation_id, t.tenant_id, a.name AS action \
-     FROM threadline.audit_changes c \
-     JOIN threadline.audit_transactions t ON t.id = c.transaction_id \
-     LEFT JOIN threadline.audit_actions a ON a.id = t.action_id WHERE true";
 
 const SCHEMA: &str = "
 CREATE TABLE bench_posts (id bigint PRIMARY KEY, title text NOT NULL, body text NOT NULL, n int NOT NULL);
@@ -408,7 +383,10 @@ fn copy_ms(psql: &Path, url: &str) -> f64 {
     let (ms, status) = timed(|| {
         Command::new(psql)
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c"])
-            .arg(format!("COPY ({EXPORT_QUERY}) TO STDOUT (FORMAT csv)"))
+            .arg(format!(
+                "COPY ({}) TO STDOUT (FORMAT csv)",
+                threadline::export::unfiltered_query()
+            ))
             .stdout(Stdio::null())
             .status()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", psql.display()))
@@ -525,101 +503,6 @@ fn export_memory(trail: &Trail) -> Vec<Value> {
         .collect()
 }
 
-#[derive(QueryableByName)]
-struct PlanLine {
-    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
-    line: String,
-}
-
-#[derive(QueryableByName)]
-struct Position {
-    #[diesel(sql_type = Text)]
-    at: String,
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
-/// Prints `EXPLAIN (ANALYZE, BUFFERS)` of `sql` to stderr.
-fn explain(conn: &mut PgConnection, name: &str, sql: &str) {
-    let plan: Vec<PlanLine> = diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"))
-        .load(conn)
-        .unwrap_or_else(|e| panic!("{sql}\nfailed: {e}"));
-    eprintln!("-- {name}\n{sql}");
-    for line in plan {
-        eprintln!("{}", line.line);
-    }
-    eprintln!();
-}
-
-/// The `(captured_at, id)` of the row `offset` rows down the timeline of `predicate`.
-fn position(conn: &mut PgConnection, predicate: &str, offset: u64) -> (String, i64) {
-    let sql = format!(
-        "SELECT c.captured_at::text AS at, c.id FROM threadline.audit_changes c WHERE true{predicate} \
-         ORDER BY c.captured_at DESC, c.id DESC OFFSET {offset} LIMIT 1"
-    );
-    let row: Vec<Position> = diesel::sql_query(&sql).load(conn).expect("position");
-    (row[0].at.clone(), row[0].id)
-}
-
-/// EXPLAIN of queries shaped like the reader's, on `trail`.
-fn explain_reads(trail: &mut Trail) {
-    let conn = &mut trail.conn;
-    let key = trail.posts / 2;
-    let pk = format!(r#"'{{"id": "{key}"}}'"#);
-    let row = format!(" AND c.table_schema = 'public' AND c.table_name = 'bench_posts' AND c.table_pk = {pk}");
-    let (middle, _) = position(conn, &row, CHANGES_PER_KEY / 2);
-    explain(
-        conn,
-        "render_key (every row_history and as_of)",
-        &format!(r#"SELECT threadline.render_key('public', 'bench_posts', '"{key}"')"#),
-    );
-    explain(
-        conn,
-        "row_history",
-        &format!("{CHANGE_QUERY}{row} ORDER BY c.captured_at DESC, c.id DESC LIMIT 201"),
-    );
-    explain(
-        conn,
-        "as_of",
-        &format!("{CHANGE_QUERY}{row} AND c.captured_at <= '{middle}' ORDER BY c.captured_at DESC, c.id DESC LIMIT 1"),
-    );
-    explain(
-        conn,
-        "as_of truncate check",
-        &format!(
-            "SELECT c.captured_at AS at, c.id{} AND c.table_schema = 'public' AND c.table_name = 'bench_posts' \
-             AND c.table_pk = '{{}}' AND c.op = 'truncate' AND c.data IS NULL AND c.captured_at <= '{middle}' \
-             ORDER BY c.captured_at DESC, c.id DESC LIMIT 1",
-            &CHANGE_QUERY[CHANGE_QUERY.find(" FROM").expect("FROM")..]
-        ),
-    );
-    let comments = " AND c.table_schema = 'public' AND c.table_name = 'bench_comments'";
-    for (name, predicate) in [("timeline", ""), ("timeline (table filter)", comments)] {
-        let matching = count(
-            conn,
-            &format!("SELECT count(*) AS n FROM threadline.audit_changes c WHERE true{predicate}"),
-        );
-        let (at, id) = position(conn, predicate, matching * 9 / 10);
-        let order = format!(" ORDER BY c.captured_at DESC, c.id DESC LIMIT {}", PAGE_SIZE + 1);
-        explain(
-            conn,
-            &format!("{name}, first page"),
-            &format!("{CHANGE_QUERY}{predicate}{order}"),
-        );
-        explain(
-            conn,
-            &format!("{name}, deep page"),
-            &format!("{CHANGE_QUERY}{predicate} AND (c.captured_at, c.id) < ('{at}', {id}){order}"),
-        );
-    }
-    let (at, id) = position(conn, "", trail.rows / 2);
-    let page = EXPORT_QUERY.replace(
-        " ORDER BY",
-        &format!(" AND (c.captured_at, c.id) < ('{at}', {id}) ORDER BY"),
-    );
-    explain(conn, "export page, middle", &format!("{page} LIMIT 2001"));
-}
-
 fn main() {
     if let Ok(format) = std::env::var(MEMORY_CHILD) {
         memory_child(&format);
@@ -630,7 +513,6 @@ fn main() {
     let lookups = env_number("THREADLINE_BENCH_READ_LOOKUPS", 200).max(1);
     let repeat = env_number("THREADLINE_BENCH_READ_REPEAT", 3).max(1);
     let batch = env_number("THREADLINE_BENCH_READ_BATCH", 100).max(1);
-    let explain = std::env::var("THREADLINE_BENCH_READ_EXPLAIN").is_ok_and(|v| v == "1");
 
     let (small_load_ms, mut small) = timed(|| Trail::load(small_rows, batch));
     let (large_load_ms, mut large) = timed(|| Trail::load(large_rows, batch));
@@ -641,9 +523,6 @@ fn main() {
         small_load_ms / 1000.0,
         large_load_ms / 1000.0
     );
-    if explain {
-        explain_reads(&mut large);
-    }
 
     println!("{}", row_history(&mut small, &mut large, lookups));
     println!("{}", as_of(&mut small, &mut large, lookups));

@@ -109,7 +109,7 @@ impl TryFrom<RawContext> for AuditContext {
 }
 
 /// Checks an identifier-like value: 1 to 256 bytes without control characters.
-fn label(field: &'static str, value: impl Into<String>) -> Result<String, Error> {
+pub(crate) fn label(field: &'static str, value: impl Into<String>) -> Result<String, Error> {
     let value = value.into();
     if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
         return Err(Error::invalid(

@@ -45,7 +45,6 @@ use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::AsyncPgConnection;
 
 use crate::Error;
-use crate::read::sql::Bind;
 use crate::read::{Db, Filter, Reader, Restriction, Surface, check_page_size, filtered_changes, ready, rfc3339};
 
 /// The fields of every export, in order.
@@ -310,6 +309,15 @@ fn write_json_object(out: &mut Vec<u8>, cells: &[Cell<'_>]) {
     out.push(b'}');
 }
 
+/// The whole query an unfiltered, unscoped export reads (no page bound, no limit): what the
+/// read benchmark runs through `COPY (...) TO STDOUT` as its baseline.
+#[doc(hidden)]
+pub fn unfiltered_query() -> String {
+    let mut sql = filtered_changes(EXPORT_COLUMNS, &Filter::new(), &Restriction::new());
+    sql.push(" ORDER BY c.captured_at DESC, c.id DESC");
+    sql.text().to_owned()
+}
+
 /// A running export: call [`Export::next_chunk`] until it returns `None`, or let
 /// [`Export::write_to`] do it. Made by [`Reader::export`].
 #[derive(Debug)]
@@ -420,14 +428,7 @@ impl Export {
             .unwrap_or(usize::MAX)
             .min(self.options.page_size);
         let mut sql = filtered_changes(EXPORT_COLUMNS, &self.filter, &self.restriction);
-        if let Some((at, id)) = self.after {
-            sql.push(" AND (c.captured_at, c.id) < (")
-                .bind(Bind::Timestamp(at))
-                .push(", ")
-                .bind(Bind::BigInt(id))
-                .push(")");
-        }
-        sql.push(&format!(" ORDER BY c.captured_at DESC, c.id DESC LIMIT {}", want + 1));
+        sql.newest_first("c.captured_at", "c.id", self.after, want + 1);
         let mut rows: Vec<ExportRow> = conn.load(sql).await?;
         let more = rows.len() > want;
         rows.truncate(want);

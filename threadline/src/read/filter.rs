@@ -172,17 +172,9 @@ pub const FILTER_KEYS: [&str; 9] = [
     "tenant_id",
 ];
 
-/// Checks a filter's text value: 1 to 256 bytes without control characters.
+/// Checks a filter's text value as the context checks what it stores, after trimming.
 fn text_value(field: &'static str, value: impl Into<String>) -> Result<String, Error> {
-    let value = value.into();
-    let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.len() > 256 || trimmed.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            field,
-            "must be 1 to 256 bytes without control characters",
-        ));
-    }
-    Ok(trimmed.to_owned())
+    crate::context::label(field, value.into().trim())
 }
 
 impl Filter {

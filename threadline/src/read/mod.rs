@@ -59,7 +59,7 @@ pub use scope::{Restriction, Surface};
 
 use cursor::fingerprint;
 use rows::{
-    ACTION_COLUMNS, ActionRow, CHANGE_COLUMNS, ExistsRow, KeyRow, TRANSACTION_COLUMNS, TimeRow, TransactionRow,
+    ACTION_COLUMNS, ActionRow, CHANGE_COLUMNS, ExistsRow, KeyRow, TimeRow, TransactionRow, transactions_with_actions,
 };
 use scope::Scope;
 use sql::{Bind, Sql};
@@ -374,18 +374,8 @@ pub(crate) async fn change_page<C: Db>(
     page_size: usize,
 ) -> Result<Page<Change>, Error> {
     check_page_size(page_size)?;
-    if let Some(cursor) = cursor {
-        let (at, id) = cursor.position(print)?;
-        sql.push(" AND (c.captured_at, c.id) < (")
-            .bind(Bind::Timestamp(at))
-            .push(", ")
-            .bind(Bind::BigInt(id))
-            .push(")");
-    }
-    sql.push(&format!(
-        " ORDER BY c.captured_at DESC, c.id DESC LIMIT {}",
-        page_size + 1
-    ));
+    let after = cursor.map(|c| c.position(print)).transpose()?;
+    sql.newest_first("c.captured_at", "c.id", after, page_size + 1);
     let rows: Vec<ChangeRow> = conn.load(sql).await?;
     paginate(
         rows,
@@ -482,9 +472,8 @@ async fn as_of<C: Db>(
     let restriction = scope.restriction(Surface::AsOf)?;
     let pk = render_key(conn, table, key).await?;
     let mut sql = row_changes(CHANGE_COLUMNS, table, &pk, &restriction);
-    sql.push(" AND c.captured_at <= ")
-        .bind(Bind::Timestamp(at))
-        .push(" ORDER BY c.captured_at DESC, c.id DESC LIMIT 1");
+    sql.push(" AND c.captured_at <= ").bind(Bind::Timestamp(at));
+    sql.newest_first("c.captured_at", "c.id", None, 1);
     let Some(last) = conn.load::<ChangeRow>(sql).await?.into_iter().next() else {
         let mut sql = row_changes("true AS found", table, &pk, &restriction);
         sql.push(" LIMIT 1");
@@ -534,17 +523,9 @@ async fn incident_bundle<C: Db>(
 ) -> Result<Incident, Error> {
     let restriction = scope.restriction(Surface::Incident)?;
     check_page_size(page_size)?;
-    let mut sql = Sql::new(&format!(
-        "SELECT {TRANSACTION_COLUMNS} FROM threadline.audit_transactions t \
-         LEFT JOIN threadline.audit_actions a ON a.id = t.action_id WHERE t.id = "
-    ));
-    sql.bind(Bind::BigInt(transaction_id));
-    restriction.push_party_sql(&mut sql, "t");
-    if restriction.limits_tables() {
-        sql.push(" AND EXISTS (SELECT 1 FROM threadline.audit_changes c WHERE c.transaction_id = t.id");
-        restriction.push_table_sql(&mut sql, "c");
-        sql.push(")");
-    }
+    let mut sql = transactions_with_actions();
+    sql.push(" AND t.id = ").bind(Bind::BigInt(transaction_id));
+    restriction.push_transaction_sql(&mut sql);
     let row = conn
         .load::<TransactionRow>(sql)
         .await?
@@ -584,29 +565,12 @@ async fn actor_history<C: Db>(
     let restriction = scope.restriction(Surface::ActorHistory)?;
     check_page_size(page_size)?;
     let print = fingerprint(&format!("actor\u{1e}{actor}"));
-    let mut sql = Sql::new(&format!(
-        "SELECT {TRANSACTION_COLUMNS} FROM threadline.audit_transactions t \
-         LEFT JOIN threadline.audit_actions a ON a.id = t.action_id WHERE t.actor IS NOT NULL"
-    ));
+    let mut sql = transactions_with_actions();
+    sql.push(" AND t.actor IS NOT NULL");
     actor.push_sql(&mut sql, "t.actor");
-    restriction.push_party_sql(&mut sql, "t");
-    if restriction.limits_tables() {
-        sql.push(" AND EXISTS (SELECT 1 FROM threadline.audit_changes c WHERE c.transaction_id = t.id");
-        restriction.push_table_sql(&mut sql, "c");
-        sql.push(")");
-    }
-    if let Some(cursor) = cursor {
-        let (at, id) = cursor.position(print)?;
-        sql.push(" AND (t.occurred_at, t.id) < (")
-            .bind(Bind::Timestamp(at))
-            .push(", ")
-            .bind(Bind::BigInt(id))
-            .push(")");
-    }
-    sql.push(&format!(
-        " ORDER BY t.occurred_at DESC, t.id DESC LIMIT {}",
-        page_size + 1
-    ));
+    restriction.push_transaction_sql(&mut sql);
+    let after = cursor.map(|c| c.position(print)).transpose()?;
+    sql.newest_first("t.occurred_at", "t.id", after, page_size + 1);
     let rows: Vec<TransactionRow> = conn.load(sql).await?;
     paginate(
         rows,

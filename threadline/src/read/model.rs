@@ -249,34 +249,38 @@ pub struct DiffedChange {
 impl DiffedChange {
     pub(crate) fn new(change: Change) -> Self {
         let data = change.data.as_ref().and_then(Value::as_object);
+        let whole_row = |row_is_before: bool| -> Vec<FieldDiff> {
+            data.into_iter()
+                .flatten()
+                .map(|(name, v)| {
+                    let value = FieldValue::Value(v.clone());
+                    let (before, after) = if row_is_before {
+                        (value, FieldValue::Absent)
+                    } else {
+                        (FieldValue::Absent, value)
+                    };
+                    FieldDiff {
+                        name: name.clone(),
+                        before,
+                        after,
+                    }
+                })
+                .collect()
+        };
         let fields = match change.op {
-            Op::Insert => data
-                .into_iter()
-                .flatten()
-                .map(|(name, v)| FieldDiff {
-                    name: name.clone(),
-                    before: FieldValue::Absent,
-                    after: FieldValue::Value(v.clone()),
-                })
-                .collect(),
-            Op::Delete => data
-                .into_iter()
-                .flatten()
-                .map(|(name, v)| FieldDiff {
-                    name: name.clone(),
-                    before: FieldValue::Value(v.clone()),
-                    after: FieldValue::Absent,
-                })
-                .collect(),
+            Op::Insert => whole_row(false),
+            Op::Delete => whole_row(true),
             Op::Update => change
                 .changed_fields
                 .iter()
                 .map(|name| FieldDiff {
                     name: name.clone(),
-                    before: match change.changed_from.as_ref() {
-                        Some(from) => from.get(name).cloned().map_or(FieldValue::NotKept, FieldValue::Value),
-                        None => FieldValue::NotKept,
-                    },
+                    before: change
+                        .changed_from
+                        .as_ref()
+                        .and_then(|from| from.get(name))
+                        .cloned()
+                        .map_or(FieldValue::NotKept, FieldValue::Value),
                     after: data
                         .and_then(|d| d.get(name))
                         .cloned()

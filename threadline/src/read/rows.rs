@@ -6,6 +6,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz}
 use serde_json::{Map, Value};
 
 use super::model::{ActionRecord, Change, Op, TransactionRecord};
+use super::sql::Sql;
 use crate::{ActorRef, Error};
 
 /// The columns of a change with its transaction `t` and action `a`.
@@ -18,18 +19,20 @@ pub(crate) const CHANGE_SOURCE: &str = " FROM threadline.audit_changes c \
      JOIN threadline.audit_transactions t ON t.id = c.transaction_id \
      LEFT JOIN threadline.audit_actions a ON a.id = t.action_id WHERE true";
 
-/// The columns of a transaction `t` with its action `a`.
-pub(crate) const TRANSACTION_COLUMNS: &str = "t.id, t.xact_id::text AS xact_id, t.occurred_at, t.actor, t.request_id, \
-     t.correlation_id, t.tenant_id, t.source, t.meta, a.id AS a_id, a.name AS a_name, a.actor AS a_actor, \
-     a.status AS a_status, a.verb AS a_verb, a.category AS a_category, a.reason AS a_reason, \
-     a.comment AS a_comment, a.request_id AS a_request_id, a.correlation_id AS a_correlation_id, \
-     a.job_id AS a_job_id, a.tenant_id AS a_tenant_id, a.inserted_at AS a_inserted_at";
-
 /// The columns of an action `a`.
 pub(crate) const ACTION_COLUMNS: &str = "a.id AS a_id, a.name AS a_name, a.actor AS a_actor, a.status AS a_status, \
      a.verb AS a_verb, a.category AS a_category, a.reason AS a_reason, a.comment AS a_comment, \
      a.request_id AS a_request_id, a.correlation_id AS a_correlation_id, a.job_id AS a_job_id, \
      a.tenant_id AS a_tenant_id, a.inserted_at AS a_inserted_at";
+
+/// Transactions `t` with their actions `a`; predicates follow as ` AND ...`.
+pub(crate) fn transactions_with_actions() -> Sql {
+    Sql::new(&format!(
+        "SELECT t.id, t.xact_id::text AS xact_id, t.occurred_at, t.actor, t.request_id, t.correlation_id, \
+         t.tenant_id, t.source, t.meta, {ACTION_COLUMNS} FROM threadline.audit_transactions t \
+         LEFT JOIN threadline.audit_actions a ON a.id = t.action_id WHERE true"
+    ))
+}
 
 #[derive(QueryableByName)]
 pub(crate) struct ChangeRow {

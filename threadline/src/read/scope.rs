@@ -70,10 +70,7 @@ impl Restriction {
 
     /// Only transactions of this tenant (call again to allow more tenants).
     pub fn tenant(mut self, tenant: impl Into<String>) -> Result<Self, Error> {
-        let tenant = tenant.into();
-        if tenant.is_empty() || tenant.len() > 256 {
-            return Err(Error::invalid("scope tenant", "must be 1 to 256 bytes"));
-        }
+        let tenant = crate::context::label("scope tenant", tenant)?;
         self.tenants.get_or_insert_with(Vec::new).push(tenant);
         Ok(self)
     }
@@ -113,6 +110,17 @@ impl Restriction {
             .push("::text[], ")
             .bind(Bind::TextArray(tables.iter().map(|t| t.name().to_owned()).collect()))
             .push("::text[]))");
+        }
+    }
+
+    /// Predicates on a transaction `t`: its tenant and actor and, when tables are limited,
+    /// that it changed one of them.
+    pub(crate) fn push_transaction_sql(&self, sql: &mut Sql) {
+        self.push_party_sql(sql, "t");
+        if self.tables.is_some() {
+            sql.push(" AND EXISTS (SELECT 1 FROM threadline.audit_changes c WHERE c.transaction_id = t.id");
+            self.push_table_sql(sql, "c");
+            sql.push(")");
         }
     }
 

@@ -45,8 +45,26 @@ impl Sql {
         self
     }
 
-    /// The text, for tests.
-    #[cfg(test)]
+    /// Appends a keyset page, newest first: the rows strictly before `after` by
+    /// `(time, id)` when given, ordered `time DESC, id DESC`, at most `limit`.
+    pub(crate) fn newest_first(
+        &mut self,
+        time: &str,
+        id: &str,
+        after: Option<(DateTime<Utc>, i64)>,
+        limit: usize,
+    ) -> &mut Self {
+        if let Some((at, last)) = after {
+            self.push(&format!(" AND ({time}, {id}) < ("))
+                .bind(Bind::Timestamp(at))
+                .push(", ")
+                .bind(Bind::BigInt(last))
+                .push(")");
+        }
+        self.push(&format!(" ORDER BY {time} DESC, {id} DESC LIMIT {limit}"))
+    }
+
+    /// The text.
     pub(crate) fn text(&self) -> &str {
         &self.text
     }
