@@ -9,6 +9,40 @@
 CREATE SCHEMA threadline;
 COMMENT ON SCHEMA threadline IS 'Threadline audit trail: captured row changes, their transactions and actions';
 
+-- The role the generated capture functions run as. It may insert audit rows and do
+-- nothing else, so even if code that the owner of an audited table can define (a cast,
+-- an operator, a domain check) ever ran inside capture, it would gain no privilege but
+-- that one. Capture itself never calls such code: values of types outside PostgreSQL's
+-- own are rendered by their output functions and compared by their stored bytes.
+-- Roles are cluster-wide, so one role serves every database; an existing role is
+-- accepted only as a NOLOGIN role without attributes or memberships whose only members
+-- are superusers or the installing role.
+DO $$
+DECLARE
+    v_role pg_roles;
+BEGIN
+    BEGIN
+        CREATE ROLE threadline_capture NOLOGIN;
+    EXCEPTION
+        WHEN duplicate_object OR unique_violation THEN NULL;
+        WHEN insufficient_privilege THEN
+            RAISE WARNING 'threadline: could not create the role threadline_capture; capture runs as the installing role'
+                USING HINT = 'Install as a superuser or a role with CREATEROLE so that capture runs as a role that can only insert audit rows.';
+    END;
+    SELECT * INTO v_role FROM pg_roles WHERE rolname = 'threadline_capture';
+    IF FOUND AND (v_role.rolcanlogin OR v_role.rolsuper OR v_role.rolcreaterole OR v_role.rolcreatedb
+                  OR v_role.rolreplication OR v_role.rolbypassrls
+                  OR EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = v_role.oid)
+                  OR EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member
+                              WHERE m.roleid = v_role.oid AND NOT r.rolsuper AND r.rolname <> current_user)) THEN
+        RAISE EXCEPTION 'threadline: the role threadline_capture exists with privileges it must not have'
+            USING ERRCODE = '42501',
+                  DETAIL = 'Capture runs as this role; it must be NOLOGIN, without attributes or memberships, and only superusers or the installer may be its members.',
+                  HINT = 'Drop it or strip it (ALTER ROLE threadline_capture NOLOGIN NOSUPERUSER ...; REVOKE its memberships), then install again.';
+    END IF;
+END
+$$;
+
 -- Installed schema version, for upgrade migrations.
 CREATE TABLE threadline.schema_version (
     version integer PRIMARY KEY,
@@ -38,7 +72,10 @@ CREATE TABLE threadline.audit_actions (
     correlation_id text,
     job_id text,
     tenant_id text,
-    inserted_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    inserted_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- the database transaction that recorded it: capture links only an action of its own
+    -- transaction to the changes it writes
+    xact_id xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
 
 -- One row per database transaction that changed an audited table. `id` is the
@@ -129,6 +166,26 @@ CREATE TABLE threadline.audited_tables (
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (table_schema, table_name)
 );
+
+-- What happened to the shape and the capture of audited tables: every ALTER TABLE and
+-- DROP TABLE of one (seen by the event triggers), and every audit_table and
+-- unaudit_table. Row values never appear here: only the command and what it named.
+CREATE TABLE threadline.schema_events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    occurred_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    xact_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    table_schema text COLLATE "C" NOT NULL,
+    table_name text COLLATE "C" NOT NULL,
+    -- ALTER TABLE, DROP TABLE, AUDIT TABLE, UNAUDIT TABLE
+    command text NOT NULL,
+    -- the objects the command named (columns, constraints), as PostgreSQL identifies them
+    objects text[] NOT NULL DEFAULT '{}',
+    -- the role that logged in, and the one it had switched to with SET ROLE (the same
+    -- when it had not)
+    session_role text NOT NULL DEFAULT session_user,
+    acting_role text NOT NULL DEFAULT coalesce(nullif(current_setting('role'), 'none'), session_user)
+);
+CREATE INDEX schema_events_table_idx ON threadline.schema_events (table_schema, table_name, occurred_at);
 
 ---------------------------------------------------------------------------------------
 -- Context: validation and the transaction-local settings the capture functions read.
@@ -224,49 +281,75 @@ BEGIN
     END IF;
     SELECT t.id INTO v_id
       FROM threadline.audit_transactions t
-     WHERE t.id = v_cached::bigint AND t.xact_id = pg_current_xact_id_if_assigned();
+     WHERE t.id = v_cached::bigint AND t.xact_id = pg_current_xact_id_if_assigned() AND t.occurred_at >= now();
     RETURN v_id;
 END
 $$;
 
 -- Finds or creates the audit transaction row of the current transaction. Called by
 -- the generated capture functions once per statement, with the clock of the statement
--- (so a transaction occurs when its first change is captured); it runs with their fixed
--- search_path and is closed to everyone else.
+-- (so a transaction occurs when its first change is captured); it runs as their role,
+-- with their fixed search_path, and is closed to everyone else.
+--
+-- The context settings are read and checked once, when the row is created: any session
+-- can write them with set_config, so a malformed actor, label or meta refuses the
+-- write, and an action id is linked only when that action was recorded in this very
+-- transaction. A cached row counts only when it belongs to this transaction (same xid,
+-- begun after this transaction started: an xid repeats in a restored cluster).
 CREATE FUNCTION threadline.transaction_for_capture(at timestamptz) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     v_cached text := current_setting('threadline.transaction', true);
     v_id bigint;
     v_actor jsonb;
+    v_request text;
+    v_correlation text;
+    v_tenant text;
+    v_source text;
+    v_meta jsonb;
+    v_action text;
+    v_message text;
 BEGIN
     IF v_cached ~ '^[0-9]{1,18}$' THEN
         SELECT t.id INTO v_id
           FROM threadline.audit_transactions t
-         WHERE t.id = v_cached::bigint AND t.xact_id = pg_current_xact_id();
+         WHERE t.id = v_cached::bigint AND t.xact_id = pg_current_xact_id() AND t.occurred_at >= now();
         IF FOUND THEN
             RETURN v_id;
         END IF;
     END IF;
-    v_actor := nullif(current_setting('threadline.actor', true), '')::jsonb;
+    BEGIN
+        v_actor := threadline.validate_actor(nullif(current_setting('threadline.actor', true), '')::jsonb);
+        v_request := threadline.validate_label('request_id', to_jsonb(nullif(current_setting('threadline.request_id', true), '')));
+        v_correlation := threadline.validate_label('correlation_id', to_jsonb(nullif(current_setting('threadline.correlation_id', true), '')));
+        v_tenant := threadline.validate_label('tenant_id', to_jsonb(nullif(current_setting('threadline.tenant_id', true), '')));
+        v_source := threadline.validate_label('source', to_jsonb(nullif(current_setting('threadline.source', true), '')));
+        v_meta := nullif(current_setting('threadline.meta', true), '')::jsonb;
+        IF v_meta IS NOT NULL AND jsonb_typeof(v_meta) <> 'object' THEN
+            RAISE EXCEPTION '"meta" must be a JSON object, got %', jsonb_typeof(v_meta) USING ERRCODE = '22023';
+        END IF;
+    EXCEPTION WHEN data_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT;
+        RAISE EXCEPTION 'threadline: this write carries a malformed audit context (%)', regexp_replace(v_message, '^threadline: ', '')
+            USING ERRCODE = '22023',
+                  HINT = 'Attach the context with threadline.begin_audit or threadline.set_actor, which check it, not with set_config.';
+    END;
     IF v_actor IS NULL AND (SELECT s.require_actor FROM threadline.settings s) THEN
         RAISE EXCEPTION 'threadline: this write has no actor and the database requires one'
             USING ERRCODE = '42501',
                   HINT = 'Write through threadline::transaction, or run SELECT threadline.set_actor(''{"type": "user", "id": "42"}'') first in this transaction.';
     END IF;
+    v_action := nullif(current_setting('threadline.action_id', true), '');
+    IF v_action IS NOT NULL AND NOT (v_action ~ '^[0-9]{1,18}$' AND EXISTS (
+            SELECT 1 FROM threadline.audit_actions a
+             WHERE a.id = v_action::bigint AND a.xact_id = pg_current_xact_id() AND a.inserted_at >= now())) THEN
+        RAISE EXCEPTION 'threadline: this write names an action that this transaction did not record'
+            USING ERRCODE = '22023',
+                  HINT = 'Record the action in the same transaction with threadline.begin_audit.';
+    END IF;
     INSERT INTO threadline.audit_transactions
         (xact_id, occurred_at, actor, request_id, correlation_id, tenant_id, action_id, source, meta)
-    VALUES (
-        pg_current_xact_id(),
-        at,
-        v_actor,
-        nullif(current_setting('threadline.request_id', true), ''),
-        nullif(current_setting('threadline.correlation_id', true), ''),
-        nullif(current_setting('threadline.tenant_id', true), ''),
-        nullif(current_setting('threadline.action_id', true), '')::bigint,
-        nullif(current_setting('threadline.source', true), ''),
-        nullif(current_setting('threadline.meta', true), '')::jsonb
-    )
+    VALUES (pg_current_xact_id(), at, v_actor, v_request, v_correlation, v_tenant, v_action::bigint, v_source, v_meta)
     RETURNING id INTO v_id;
     PERFORM set_config('threadline.transaction', v_id::text, true);
     RETURN v_id;
@@ -330,6 +413,22 @@ BEGIN
 END
 $$;
 
+-- Refuses to give changes already captured in this transaction another actor than the
+-- one they were captured under: an actor may be named after the first write when there
+-- was none, but never replaced or removed (strict mode included).
+CREATE FUNCTION threadline.keep_actor(tx bigint, actor jsonb) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_current jsonb := (SELECT t.actor FROM threadline.audit_transactions t WHERE t.id = tx);
+BEGIN
+    IF v_current IS NOT NULL AND v_current IS DISTINCT FROM actor THEN
+        RAISE EXCEPTION 'threadline: this transaction already wrote audited changes as %; it cannot change its actor', v_current
+            USING ERRCODE = '55000',
+                  HINT = 'Name the actor before the first write, and write as another actor in a transaction of its own.';
+    END IF;
+END
+$$;
+
 -- Attaches a context to the current transaction, for every audited write that
 -- follows in it (and the one already captured, if any). Keys: actor, request_id,
 -- correlation_id, tenant_id, source, meta, action (an object as record_action takes,
@@ -388,6 +487,7 @@ BEGIN
             set_config('threadline.action_id', coalesce(v_action_id::text, ''), true);
     v_tx := threadline.current_transaction_id();
     IF v_tx IS NOT NULL THEN
+        PERFORM threadline.keep_actor(v_tx, v_actor);
         UPDATE threadline.audit_transactions
            SET actor = v_actor, request_id = v_request, correlation_id = v_correlation,
                tenant_id = v_tenant, source = v_source, meta = v_meta, action_id = v_action_id
@@ -416,6 +516,7 @@ BEGIN
     END IF;
     v_tx := threadline.current_transaction_id();
     IF v_tx IS NOT NULL THEN
+        PERFORM threadline.keep_actor(v_tx, v_actor);
         UPDATE threadline.audit_transactions
            SET actor = v_actor, source = coalesce(source, 'console')
          WHERE id = v_tx;
@@ -450,7 +551,8 @@ BEGIN
 END
 $$;
 
--- Reads a JSON array of column names from a policy, trimmed, deduplicated and sorted.
+-- Reads a JSON array of column names from a policy, deduplicated and sorted. Names are
+-- exact identifiers: nothing is trimmed, so "secret " names only a column of that name.
 CREATE FUNCTION threadline.policy_columns(policy jsonb, key text) RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -463,11 +565,11 @@ BEGIN
         RAISE EXCEPTION 'threadline: policy "%" must be an array of column names, got %', key, jsonb_typeof(v_value)
             USING ERRCODE = '22023', HINT = format('The correct format looks like {"%s": ["column"]}.', key);
     END IF;
-    IF EXISTS (SELECT 1 FROM jsonb_array_elements(v_value) e WHERE jsonb_typeof(e) <> 'string' OR btrim(e #>> '{}') = '') THEN
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(v_value) e WHERE jsonb_typeof(e) <> 'string' OR e #>> '{}' = '') THEN
         RAISE EXCEPTION 'threadline: policy "%" must hold non-empty column names only', key
             USING ERRCODE = '22023', HINT = format('The correct format looks like {"%s": ["column"]}.', key);
     END IF;
-    RETURN ARRAY(SELECT DISTINCT btrim(e) FROM jsonb_array_elements_text(v_value) e ORDER BY 1);
+    RETURN ARRAY(SELECT DISTINCT e FROM jsonb_array_elements_text(v_value) e ORDER BY 1);
 END
 $$;
 
@@ -515,12 +617,12 @@ BEGIN
             RAISE EXCEPTION 'threadline: policy "primary_key" must be a non-empty array of column names'
                 USING ERRCODE = '22023', HINT = 'The correct format looks like {"primary_key": ["tenant_id", "id"]}.';
         END IF;
-        IF EXISTS (SELECT 1 FROM jsonb_array_elements(policy -> 'primary_key') e WHERE jsonb_typeof(e) <> 'string' OR btrim(e #>> '{}') = '') THEN
+        IF EXISTS (SELECT 1 FROM jsonb_array_elements(policy -> 'primary_key') e WHERE jsonb_typeof(e) <> 'string' OR e #>> '{}' = '') THEN
             RAISE EXCEPTION 'threadline: policy "primary_key" must hold non-empty column names only'
                 USING ERRCODE = '22023', HINT = 'The correct format looks like {"primary_key": ["tenant_id", "id"]}.';
         END IF;
         -- key order is the order given
-        v_pk := ARRAY(SELECT btrim(e) FROM jsonb_array_elements_text(policy -> 'primary_key') WITH ORDINALITY AS x(e, n) ORDER BY n);
+        v_pk := ARRAY(SELECT e FROM jsonb_array_elements_text(policy -> 'primary_key') WITH ORDINALITY AS x(e, n) ORDER BY n);
         IF cardinality(v_pk) <> (SELECT count(DISTINCT x) FROM unnest(v_pk) x) THEN
             RAISE EXCEPTION 'threadline: policy "primary_key" names a column twice' USING ERRCODE = '22023';
         END IF;
@@ -595,6 +697,11 @@ BEGIN
           CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, n)
           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
          WHERE i.indrelid = rel AND i.indisprimary;
+        IF v_pk IS NOT NULL AND NOT (SELECT i.indimmediate FROM pg_index i WHERE i.indrelid = rel AND i.indisprimary) THEN
+            RAISE EXCEPTION 'threadline: the primary key of % is DEFERRABLE', rel USING ERRCODE = '22023',
+                DETAIL = 'A deferred key may repeat while a statement runs, so capture could not tell its rows apart.',
+                HINT = 'Make the key NOT DEFERRABLE, or name the columns of a non-deferrable unique index: {"primary_key": ["column"]}.';
+        END IF;
         IF v_pk IS NULL THEN
             SELECT format('%s (%s)', i.indexrelid::regclass,
                           (SELECT string_agg(format('"%s"', a.attname), ', ' ORDER BY k.n)
@@ -620,12 +727,8 @@ BEGIN
     END IF;
     SELECT string_agg(format('%I (%s)', a.attname, format_type(a.atttypid, a.atttypmod)), ', ') INTO v_bad
       FROM pg_attribute a
-      JOIN pg_type t ON t.oid = a.atttypid
-      LEFT JOIN pg_type b ON b.oid = t.typbasetype
      WHERE a.attrelid = rel AND a.attname = ANY (v_pk)
-       AND NOT (coalesce(b.typtype, t.typtype) = 'e'
-                OR coalesce(b.typname, t.typname) IN ('int2', 'int4', 'int8', 'text', 'varchar', 'bpchar', 'citext',
-                                                      'uuid', 'date', 'timestamp'));
+       AND threadline.key_kind(a.atttypid) IS NULL;
     IF v_bad IS NOT NULL THEN
         RAISE EXCEPTION 'threadline: key column % of % has a type capture cannot render stably', v_bad, rel
             USING ERRCODE = '22023',
@@ -635,50 +738,101 @@ BEGIN
 END
 $$;
 
+-- Types. Capture and the read helpers never call code that a table owner can define:
+-- casts (to_jsonb calls a type's cast to json), operators, domain checks. PostgreSQL's
+-- own types (oids below 16384, the first a user object gets) carry none of it, and
+-- neither do the containers of them; other types are rendered by their output
+-- functions (format's %s), which only a superuser can write, and compared by their
+-- stored bytes.
+
+-- The type a domain is over, through domains of domains; the type itself otherwise.
+CREATE FUNCTION threadline.base_type(typ oid) RETURNS oid
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE chain(oid, base) AS (
+        SELECT t.oid, t.typbasetype FROM pg_type t WHERE t.oid = typ
+        UNION ALL
+        SELECT t.oid, t.typbasetype FROM chain JOIN pg_type t ON t.oid = chain.base WHERE chain.base <> 0)
+    SELECT oid FROM chain WHERE base = 0;
+$$;
+
+-- Whether a type is PostgreSQL's own (after domains), so that to_jsonb and its
+-- operators run only PostgreSQL's code.
+CREATE FUNCTION threadline.builtin_type(typ oid) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT threadline.base_type(typ) < 16384;
+$$;
+
+-- How a key column of this type is rendered and looked up: 'text' (rendered with its
+-- output), 'json' (rendered as to_jsonb renders it: ISO dates and times), 'enum' (its
+-- label) or 'citext'; null for a type keys may not have.
+CREATE FUNCTION threadline.key_kind(typ oid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN b.oid IN ('pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, 'pg_catalog.int8'::regtype,
+                       'pg_catalog.text'::regtype, 'pg_catalog.varchar'::regtype, 'pg_catalog.bpchar'::regtype,
+                       'pg_catalog.uuid'::regtype) THEN 'text'
+        WHEN b.oid IN ('pg_catalog.date'::regtype, 'pg_catalog.timestamp'::regtype) THEN 'json'
+        WHEN b.typtype = 'e' THEN 'enum'
+        WHEN b.typtype = 'b' AND b.typname = 'citext' THEN 'citext'
+    END
+      FROM pg_type b WHERE b.oid = threadline.base_type(typ);
+$$;
+
+-- SQL of one column of row `alias` as a jsonb-ready value: the column itself for
+-- PostgreSQL's own types, else its text output (null stays null).
+CREATE FUNCTION threadline.value_sql(rel regclass, alias text, col text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN threadline.builtin_type(a.atttypid) THEN format('%I.%I', alias, col)
+                ELSE format('CASE WHEN pg_catalog.num_nulls(%1$I.%2$I) = 0 THEN pg_catalog.format(''%%s'', %1$I.%2$I) END', alias, col)
+           END
+      FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+$$;
+
 -- SQL of a jsonb object over the given columns of a transition-table row `alias`,
 -- with masked columns replaced by the placeholder. Chunks of 50 pairs keep under
 -- the 100-argument limit of jsonb_build_object.
-CREATE FUNCTION threadline.image_sql(alias text, cols text[], mask text[], placeholder text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION threadline.image_sql(rel regclass, alias text, cols text[], mask text[], placeholder text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(string_agg(chunk, ' || '), '''{}''::jsonb')
       FROM (SELECT 'jsonb_build_object(' || string_agg(
                        CASE WHEN c = ANY (mask) THEN format('%L, %L::text', c, placeholder)
-                            ELSE format('%L, %I.%I', c, alias, c) END, ', ' ORDER BY n) || ')' AS chunk
+                            ELSE format('%L, %s', c, threadline.value_sql(rel, alias, c)) END, ', ' ORDER BY n) || ')' AS chunk
               FROM unnest(cols) WITH ORDINALITY AS x(c, n)
              GROUP BY (n - 1) / 50
              ORDER BY (n - 1) / 50) chunks;
 $$;
 
 -- SQL of the table_pk object of a transition-table row: each key column rendered as
--- text the way to_jsonb renders it, whatever the session's DateStyle or TimeZone.
+-- text, dates and timestamps as to_jsonb renders them (whatever the session's DateStyle).
 CREATE FUNCTION threadline.key_sql(rel regclass, alias text, key_cols text[]) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'jsonb_build_object(' || string_agg(
-               CASE WHEN coalesce(b.typname, t.typname) IN ('int2', 'int4', 'int8', 'text', 'varchar', 'uuid', 'citext')
-                    THEN format('%L, %I.%I::text', k.c, alias, k.c)
-                    ELSE format('%L, to_jsonb(%I.%I) #>> ''{}''', k.c, alias, k.c) END, ', ' ORDER BY k.n) || ')'
+               CASE threadline.key_kind(a.atttypid)
+                    WHEN 'json' THEN format('%L, to_jsonb(%I.%I) #>> ''{}''', k.c, alias, k.c)
+                    WHEN 'text' THEN format('%L, %I.%I::text', k.c, alias, k.c)
+                    ELSE format('%L, pg_catalog.format(''%%s'', %I.%I)', k.c, alias, k.c) END, ', ' ORDER BY k.n) || ')'
       FROM unnest(key_cols) WITH ORDINALITY AS k(c, n)
-      JOIN pg_attribute a ON a.attrelid = rel AND a.attname = k.c
-      JOIN pg_type t ON t.oid = a.atttypid
-      LEFT JOIN pg_type b ON b.oid = t.typbasetype;
+      JOIN pg_attribute a ON a.attrelid = rel AND a.attname = k.c;
 $$;
 
--- SQL that tells whether a column differs between new row n and old row o: a typed
--- IS DISTINCT FROM, or a text comparison for types without equality (json, point...).
+-- SQL that tells whether a column differs between new row n and old row o, so that any
+-- change of the stored value counts (1 -> 1.000, 0 -> -0, 'a' -> 'A' under a
+-- case-insensitive collation): types whose equality is identity compare with it,
+-- text byte-wise, everything else by its stored bytes (record_image_eq), which calls
+-- no operator of the type.
 CREATE FUNCTION threadline.differs_sql(rel regclass, col text) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v_type text;
-BEGIN
-    SELECT format_type(a.atttypid, a.atttypmod) INTO v_type
-      FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = col;
-    BEGIN
-        EXECUTE format('SELECT NULL::%s IS DISTINCT FROM NULL::%s', v_type, v_type);
-        RETURN format('n.%I IS DISTINCT FROM o.%I', col, col);
-    EXCEPTION WHEN undefined_function THEN
-        RETURN format('n.%I::text IS DISTINCT FROM o.%I::text', col, col);
-    END;
-END
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN threadline.base_type(a.atttypid) IN (
+                 'pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, 'pg_catalog.int8'::regtype,
+                 'pg_catalog.bool'::regtype, 'pg_catalog.uuid'::regtype, 'pg_catalog.date'::regtype,
+                 'pg_catalog.timestamp'::regtype, 'pg_catalog.timestamptz'::regtype, 'pg_catalog.oid'::regtype)
+            THEN format('n.%1$I IS DISTINCT FROM o.%1$I', col)
+        WHEN threadline.base_type(a.atttypid) IN ('pg_catalog.text'::regtype, 'pg_catalog.varchar'::regtype)
+            THEN format('n.%1$I COLLATE "C" IS DISTINCT FROM o.%1$I COLLATE "C"', col)
+        ELSE format('NOT pg_catalog.record_image_eq(ROW(n.%1$I), ROW(o.%1$I))', col)
+    END
+      FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
 $$;
 
 -- (Re)creates the capture function of an audited table from its stored policy and
@@ -733,7 +887,7 @@ BEGIN
         v_any_change := (SELECT string_agg('(' || d || ')', ' OR ') FROM unnest(v_differs) d);
     END IF;
     IF v_changed_from THEN
-        v_cf := format('(%s) - %s', threadline.image_sql('o', v_compared, v_mask, v_placeholder), v_unchanged);
+        v_cf := format('(%s) - %s', threadline.image_sql(rel, 'o', v_compared, v_mask, v_placeholder), v_unchanged);
     ELSE
         v_cf := 'NULL::jsonb';
     END IF;
@@ -778,8 +932,8 @@ BEGIN
 END
 $f$,
         r.table_schema, r.table_name, v_key_new, v_key_old,
-        threadline.image_sql('n', v_cols, v_mask, v_placeholder),
-        threadline.image_sql('o', v_cols, v_mask, v_placeholder),
+        threadline.image_sql(rel, 'n', v_cols, v_mask, v_placeholder),
+        threadline.image_sql(rel, 'o', v_cols, v_mask, v_placeholder),
         r.key_columns[1], v_key_join, v_changed, v_cf, v_any_change, rel::oid,
         -- the policy's redaction, recorded with each change as constants (nothing per row)
         CASE WHEN cardinality(v_mask) > 0 THEN format('%L::text[]', v_mask) ELSE 'NULL::text[]' END,
@@ -790,12 +944,71 @@ $f$,
     EXECUTE format('COMMENT ON FUNCTION threadline.%I() IS %L', r.function_name,
                    format('Threadline capture for %I.%I; generated by threadline.audit_table, do not edit', r.table_schema, r.table_name));
     EXECUTE format('REVOKE ALL ON FUNCTION threadline.%I() FROM PUBLIC', r.function_name);
+    PERFORM threadline.hand_to_capture_role(r.function_name);
 
     FOR v_node IN SELECT rel UNION SELECT t.relid FROM pg_partition_tree(rel) t LOOP
         PERFORM threadline.attach_triggers(v_node, r.function_name);
     END LOOP;
     PERFORM threadline.detach_stray_triggers(rel, r.function_name);
 END
+$$;
+
+-- Makes the capture role the owner of a capture function, so that it runs as that role.
+-- Changing an owner needs the new owner to have CREATE on the schema: it has it only
+-- for that statement. Without the role (installed by a role that may not create roles)
+-- the function stays the installer's.
+CREATE FUNCTION threadline.hand_to_capture_role(function_name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'threadline_capture') THEN
+        RETURN;
+    END IF;
+    IF NOT pg_has_role(current_user, 'threadline_capture', 'MEMBER') THEN
+        RETURN;
+    END IF;
+    GRANT CREATE ON SCHEMA threadline TO threadline_capture;
+    EXECUTE format('ALTER FUNCTION threadline.%I() OWNER TO threadline_capture', function_name);
+    REVOKE CREATE ON SCHEMA threadline FROM threadline_capture;
+END
+$$;
+
+-- Refuses a table whose writes capture could not see whole: a temporary table, a table
+-- in an inheritance hierarchy (INHERITS: a write through the parent reaches children
+-- whose statement triggers do not fire), and an audited table that became a partition
+-- (its writes would be captured under two names, or not at all).
+CREATE FUNCTION threadline.check_layout(rel regclass) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_other regclass;
+BEGIN
+    IF (SELECT c.relpersistence FROM pg_class c WHERE c.oid = rel) = 't' THEN
+        RAISE EXCEPTION 'threadline: % is a temporary table and cannot be audited', rel USING ERRCODE = '22023',
+            HINT = 'A temporary table disappears with its session; audit a permanent table.';
+    END IF;
+    IF (SELECT c.relispartition FROM pg_class c WHERE c.oid = rel) THEN
+        RAISE EXCEPTION 'threadline: % is a partition; audit its partitioned table', rel USING ERRCODE = '22023',
+            HINT = 'Auditing the parent captures writes to every partition, present and future, under the parent''s name.';
+    END IF;
+    SELECT i.inhparent INTO v_other FROM pg_inherits i WHERE i.inhrelid = rel LIMIT 1;
+    IF v_other IS NULL THEN
+        SELECT i.inhrelid INTO v_other
+          FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent
+         WHERE i.inhparent = rel AND c.relkind = 'r' LIMIT 1;
+    END IF;
+    IF v_other IS NOT NULL THEN
+        RAISE EXCEPTION 'threadline: % is in a table inheritance hierarchy (with %), which capture cannot follow', rel, v_other
+            USING ERRCODE = '22023',
+                  HINT = 'A write through an inheritance parent reaches its children without firing their triggers; use declarative partitioning (PARTITION BY) instead of INHERITS.';
+    END IF;
+END
+$$;
+
+-- Records what happened to an audited table's shape or capture.
+CREATE FUNCTION threadline.record_schema_event(p_schema text, p_table text, command text, objects text[])
+RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO threadline.schema_events (table_schema, table_name, command, objects)
+    VALUES (p_schema, p_table, command, coalesce(objects, '{}'));
 $$;
 
 -- Creates or replaces the capture triggers of one table (or partition). TRUNCATE is
@@ -879,15 +1092,14 @@ BEGIN
         RAISE EXCEPTION 'threadline: % is a Threadline table and cannot be audited', v_rel USING ERRCODE = '22023',
             HINT = 'Auditing the audit tables would record every capture again, without end.';
     END IF;
-    IF (SELECT c.relispartition FROM pg_class c WHERE c.oid = v_rel) THEN
-        RAISE EXCEPTION 'threadline: % is a partition; audit its partitioned table', v_rel USING ERRCODE = '22023',
-            HINT = 'Auditing the parent captures writes to every partition, present and future, under the parent''s name.';
-    END IF;
+    PERFORM threadline.check_layout(v_rel);
     v_policy := threadline.normalize_policy(v_rel, policy);
     v_keys := threadline.key_columns(v_rel, v_policy);
     SELECT t.function_name INTO v_function FROM threadline.audited_tables t WHERE t.relid = v_rel;
     IF v_function IS NULL THEN
-        v_function := format('capture_%s_%s', left(v_table, 40), left(md5(v_schema || '.' || v_table), 12));
+        -- at most 55 bytes whatever the name (identifiers are cut at 63), unique by the hash
+        v_function := format('capture_%s_%s', left(regexp_replace(lower(v_table), '[^a-z0-9_]', '', 'g'), 30),
+                             left(md5(format('%I.%I', v_schema, v_table)), 16));
         INSERT INTO threadline.audited_tables (table_schema, table_name, relid, policy, key_columns, columns, function_name)
         VALUES (v_schema, v_table, v_rel, v_policy, v_keys, threadline.column_snapshot(v_rel), v_function);
     ELSE
@@ -896,6 +1108,7 @@ BEGIN
          WHERE relid = v_rel;
     END IF;
     PERFORM threadline.generate_capture(v_rel);
+    PERFORM threadline.record_schema_event(v_schema, v_table, 'AUDIT TABLE', ARRAY[v_policy::text]);
     RETURN threadline.table_policy(v_rel);
 END
 $$;
@@ -906,11 +1119,15 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_rel regclass := threadline.resolve_table(target);
     v_function text;
+    v_schema text;
+    v_table text;
 BEGIN
-    DELETE FROM threadline.audited_tables t WHERE t.relid = v_rel RETURNING t.function_name INTO v_function;
+    DELETE FROM threadline.audited_tables t WHERE t.relid = v_rel
+    RETURNING t.function_name, t.table_schema, t.table_name INTO v_function, v_schema, v_table;
     IF v_function IS NULL THEN
         RAISE EXCEPTION 'threadline: % is not audited', v_rel USING ERRCODE = '22023';
     END IF;
+    PERFORM threadline.record_schema_event(v_schema, v_table, 'UNAUDIT TABLE', '{}');
     EXECUTE format('DROP FUNCTION threadline.%I() CASCADE', v_function);
 END
 $$;
@@ -921,11 +1138,13 @@ $$;
 
 -- The table_pk object capture stored for a row of p_schema.p_table: `key` is a scalar
 -- (single-column keys) or an object naming every key column, with string or number
--- values. Each value is cast to the column's live type and rendered with
--- to_jsonb(...) #>> '{}', so "0042" finds the row whose integer key is 42. Key columns
--- come from the policy or, for a table no longer audited, from its latest captured
--- change; a column that no longer exists is compared as given. Null when the table
--- has no trail at all.
+-- values. Each value is read as the column's live type and rendered as capture renders
+-- it, so "0042" finds the row whose integer key is 42. Only PostgreSQL's own input
+-- functions run: a value is cast to the type under any domain (whose checks the table
+-- owner may write), an enum label is looked up in pg_enum, and a citext is taken as
+-- given. Key columns come from the policy or, for a table no longer audited, from its
+-- latest captured change; a column that no longer exists is compared as given. Null
+-- when the table has no trail at all.
 CREATE FUNCTION threadline.render_key(p_schema text, p_table text, key jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -936,6 +1155,8 @@ DECLARE
     v_col text;
     v_value jsonb;
     v_input text;
+    v_kind text;
+    v_base oid;
     v_type text;
     v_plain_type text;
     v_typed text;
@@ -977,10 +1198,22 @@ BEGIN
                 USING ERRCODE = '22023';
         END IF;
         v_input := v_value #>> '{}';
-        v_type := NULL;
-        SELECT format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL) INTO v_type, v_plain_type
-          FROM pg_attribute a WHERE a.attrelid = v_rel AND a.attname = v_col AND a.attnum > 0 AND NOT a.attisdropped;
-        IF v_type IS NULL THEN
+        v_kind := NULL;
+        SELECT threadline.key_kind(a.atttypid), threadline.base_type(a.atttypid),
+               format_type(threadline.base_type(a.atttypid), CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END),
+               format_type(threadline.base_type(a.atttypid), NULL)
+          INTO v_kind, v_base, v_type, v_plain_type
+          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+         WHERE a.attrelid = v_rel AND a.attname = v_col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF v_kind IS NULL OR v_kind = 'citext' THEN
+            v_out := v_out || jsonb_build_object(v_col, v_input);
+            CONTINUE;
+        END IF;
+        IF v_kind = 'enum' THEN
+            IF NOT EXISTS (SELECT 1 FROM pg_enum e WHERE e.enumtypid = v_base AND e.enumlabel = v_input) THEN
+                RAISE EXCEPTION 'threadline: % is not a valid % for key column %', v_value, v_type, v_col
+                    USING ERRCODE = '22023';
+            END IF;
             v_out := v_out || jsonb_build_object(v_col, v_input);
             CONTINUE;
         END IF;
@@ -1004,8 +1237,10 @@ $$;
 
 -- Whether a row image of the partitioned table p_schema.p_table belongs in the
 -- partition named p_partition (as a truncate change records it): the partition's
--- constraint evaluated over the image. Null when the table or the partition no longer
--- exists, so the answer cannot be known.
+-- constraint evaluated over the image's partition-key columns alone, read as
+-- PostgreSQL's own types or enums. Null when that cannot be known without running
+-- code the table owner may have written (a key expression, a key of another type), or
+-- when the table or the partition no longer exists.
 CREATE FUNCTION threadline.row_in_partition(p_schema text, p_table text, p_partition text, data jsonb)
 RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -1014,6 +1249,7 @@ DECLARE
                            WHERE n.nspname = p_schema AND c.relname = p_table);
     v_partition regclass := to_regclass(p_partition);
     v_condition text;
+    v_columns text;
     v_inside boolean;
 BEGIN
     IF v_parent IS NULL OR v_partition IS NULL THEN
@@ -1023,7 +1259,23 @@ BEGIN
     IF v_condition IS NULL THEN
         RETURN true;
     END IF;
-    EXECUTE format('SELECT %s FROM jsonb_populate_record(NULL::%s, $1) AS r', v_condition, v_parent)
+    IF EXISTS (SELECT 1 FROM pg_partition_ancestors(v_partition) x
+                 JOIN pg_partitioned_table p ON p.partrelid = x.relid
+                WHERE p.partexprs IS NOT NULL) THEN
+        RETURN NULL;
+    END IF;
+    SELECT string_agg(DISTINCT format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '),
+           bool_and(t.typtype = 'e' OR (a.atttypid < 16384 AND t.typtype <> 'd'))
+      INTO v_columns, v_inside
+      FROM pg_partition_ancestors(v_partition) x
+      JOIN pg_partitioned_table p ON p.partrelid = x.relid
+      CROSS JOIN LATERAL unnest(p.partattrs::int2[]) k(attnum)
+      JOIN pg_attribute a ON a.attrelid = x.relid AND a.attnum = k.attnum
+      JOIN pg_type t ON t.oid = a.atttypid;
+    IF v_columns IS NULL OR NOT v_inside THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT %s FROM jsonb_to_record($1) AS r(%s)', v_condition, v_columns)
        INTO v_inside USING data;
     RETURN coalesce(v_inside, false);
 END
@@ -1129,13 +1381,47 @@ BEGIN
 END
 $$;
 
--- ddl_command_end: after ALTER TABLE or CREATE TABLE, refresh every audited table the
--- command touched, directly or as the ancestor of a new or attached partition.
+-- Whether a relation is an audited table or a partition below one.
+CREATE FUNCTION threadline.in_audited_tree(rel oid) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM threadline.audited_tables t
+                    WHERE t.relid = rel OR t.relid IN (SELECT a.relid FROM pg_partition_ancestors(rel) a));
+$$;
+
+-- ddl_command_end, after ALTER TABLE, CREATE TABLE or ALTER TRIGGER:
+-- - a capture trigger keeps its name (renamed, the next refresh would add a second
+--   trigger and every change would be captured twice);
+-- - an inheritance or partition layout that capture cannot follow is refused;
+-- - every audited table the command touched, directly or as the ancestor of a new or
+--   attached partition, is refreshed, and the command is recorded in schema_events.
 CREATE FUNCTION threadline.on_ddl_command_end() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_function text;
+    v_trigger record;
 BEGIN
+    IF TG_TAG = 'ALTER TRIGGER' THEN
+        SELECT tg.tgname, tg.tgrelid::regclass AS target INTO v_trigger
+          FROM pg_event_trigger_ddl_commands() cmd
+          JOIN pg_trigger tg ON tg.oid = cmd.objid
+          JOIN pg_proc p ON p.oid = tg.tgfoid AND p.pronamespace = 'threadline'::regnamespace
+          JOIN threadline.audited_tables t ON t.function_name = p.proname
+         WHERE cmd.classid = 'pg_trigger'::regclass
+           AND tg.tgname NOT IN ('threadline_insert', 'threadline_update', 'threadline_delete', 'threadline_truncate')
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'threadline: the capture triggers of audited table % cannot be renamed (to %)', v_trigger.target, v_trigger.tgname
+                USING ERRCODE = '55000', HINT = 'Stop capture with threadline.unaudit_table instead.';
+        END IF;
+        RETURN;
+    END IF;
+    PERFORM threadline.check_layout(t.relid)
+       FROM pg_event_trigger_ddl_commands() cmd
+       JOIN threadline.audited_tables t
+         ON t.relid = cmd.objid
+         OR t.relid IN (SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = cmd.objid)
+         OR t.relid IN (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = cmd.objid)
+      WHERE cmd.classid = 'pg_class'::regclass AND cmd.object_type IN ('table', 'table column');
     FOR v_function IN
         SELECT DISTINCT f.name
           FROM pg_event_trigger_ddl_commands() cmd
@@ -1148,23 +1434,59 @@ BEGIN
     LOOP
         PERFORM threadline.refresh_capture(v_function);
     END LOOP;
+    IF TG_TAG = 'ALTER TABLE' THEN
+        PERFORM threadline.record_schema_event(t.table_schema, t.table_name, TG_TAG, array_agg(DISTINCT cmd.object_identity))
+           FROM pg_event_trigger_ddl_commands() cmd
+           JOIN threadline.audited_tables t
+             ON t.relid = cmd.objid OR t.relid IN (SELECT a.relid FROM pg_partition_ancestors(cmd.objid) a)
+          WHERE cmd.classid = 'pg_class'::regclass
+          GROUP BY t.table_schema, t.table_name;
+    END IF;
 END
 $$;
 
--- sql_drop: forget the policy and function of a dropped audited table.
+-- sql_drop:
+-- - DROP TRIGGER of a capture trigger that its audited table still needs is refused;
+-- - DROP INDEX of the unique index behind a policy's primary_key is refused;
+-- - a dropped audited table's policy and function go, and its dropping is recorded.
 CREATE FUNCTION threadline.on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_function text;
+    v_schema text;
+    v_table text;
+    v_dropped record;
+    v_rel regclass;
 BEGIN
-    FOR v_function IN
+    IF TG_TAG = 'DROP TRIGGER' THEN
+        FOR v_dropped IN SELECT d.address_names FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'trigger' LOOP
+            v_rel := to_regclass(format('%I.%I', v_dropped.address_names[1], v_dropped.address_names[2]));
+            IF v_rel IS NOT NULL AND threadline.in_audited_tree(v_rel)
+               AND (v_dropped.address_names[3] IN ('threadline_insert', 'threadline_update', 'threadline_delete')
+                    OR (v_dropped.address_names[3] = 'threadline_truncate'
+                        AND (SELECT c.relkind FROM pg_class c WHERE c.oid = v_rel) = 'r')) THEN
+                RAISE EXCEPTION 'threadline: % is audited; its capture trigger % cannot be dropped', v_rel, v_dropped.address_names[3]
+                    USING ERRCODE = '55000', HINT = format('Stop capture with SELECT threadline.unaudit_table(%L) instead.', v_rel::text);
+            END IF;
+        END LOOP;
+        RETURN;
+    END IF;
+    IF TG_TAG = 'DROP INDEX' THEN
+        PERFORM threadline.key_columns(t.relid, t.policy)
+           FROM threadline.audited_tables t
+          WHERE jsonb_typeof(t.policy -> 'primary_key') = 'array'
+            AND t.table_schema IN (SELECT d.schema_name FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'index');
+        RETURN;
+    END IF;
+    FOR v_function, v_schema, v_table IN
         DELETE FROM threadline.audited_tables t
          USING pg_event_trigger_dropped_objects() d
          WHERE d.object_type = 'table'
            AND (d.objid = t.relid OR (d.schema_name = t.table_schema AND d.object_name = t.table_name))
-        RETURNING t.function_name
+        RETURNING t.function_name, t.table_schema, t.table_name
     LOOP
         EXECUTE format('DROP FUNCTION IF EXISTS threadline.%I() CASCADE', v_function);
+        PERFORM threadline.record_schema_event(v_schema, v_table, 'DROP TABLE', ARRAY[TG_TAG]);
     END LOOP;
 END
 $$;
@@ -1172,10 +1494,10 @@ $$;
 DO $$
 BEGIN
     CREATE EVENT TRIGGER threadline_ddl_command_end ON ddl_command_end
-        WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
+        WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'ALTER TRIGGER')
         EXECUTE FUNCTION threadline.on_ddl_command_end();
     CREATE EVENT TRIGGER threadline_sql_drop ON sql_drop
-        WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+        WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TRIGGER', 'DROP INDEX')
         EXECUTE FUNCTION threadline.on_sql_drop();
 EXCEPTION WHEN insufficient_privilege THEN
     RAISE WARNING 'threadline: only a superuser can create the event triggers that follow schema changes of audited tables'
@@ -1201,3 +1523,17 @@ GRANT EXECUTE ON FUNCTION
     threadline.validate_label(text, jsonb),
     threadline.optional_text(text, jsonb)
 TO PUBLIC;
+
+-- The capture role: it finds or creates the transaction row and inserts changes, and
+-- nothing more (it reads settings and actions only to check the context).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'threadline_capture') THEN
+        GRANT USAGE ON SCHEMA threadline TO threadline_capture;
+        GRANT SELECT, INSERT ON threadline.audit_transactions TO threadline_capture;
+        GRANT INSERT ON threadline.audit_changes TO threadline_capture;
+        GRANT SELECT ON threadline.settings, threadline.audit_actions TO threadline_capture;
+        GRANT EXECUTE ON FUNCTION threadline.transaction_for_capture(timestamptz) TO threadline_capture;
+    END IF;
+END
+$$;

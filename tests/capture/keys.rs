@@ -55,29 +55,26 @@ fn key_values_render_as_text_whatever_the_session_settings() {
 
 /// An UPDATE that changes keys is matched by key: a key present before and after is an
 /// update of that key; a key that leaves is a delete and one that arrives an insert, both
-/// marked `from_update`.
+/// marked `from_update`. (Keys are checked row by row, as capture requires: a deferrable
+/// key is refused, so two rows cannot swap keys in one statement.)
 #[test]
 fn key_changing_updates_are_identified_by_key() {
     let (_db, mut conn) = setup();
     exec(
         &mut conn,
-        "CREATE TABLE slots (k int PRIMARY KEY DEFERRABLE, v text);
+        "CREATE TABLE slots (k int PRIMARY KEY, v text);
          SELECT threadline.audit_table('slots');
          INSERT INTO slots VALUES (1, 'one'), (2, 'two');",
     );
-    exec(&mut conn, "UPDATE slots SET k = 3 - k");
-    let swap: Vec<_> = changes_of(&mut conn, "slots").into_iter().skip(2).collect();
-    assert_eq!(swap.len(), 2, "a swap keeps both keys: two updates");
-    for change in &swap {
-        assert_eq!(change.op, "update");
-        assert!(!change.from_update);
-        assert_eq!(change.changed_fields, Some(vec!["v".to_owned()]));
-    }
-    let by_key = |k: &str| swap.iter().find(|c| c.table_pk["k"] == k).unwrap();
-    assert_eq!(by_key("1").data, Some(json!({"k": 1, "v": "two"})));
-    assert_eq!(by_key("1").changed_from, Some(json!({"v": "one"})));
-    assert_eq!(by_key("2").data, Some(json!({"k": 2, "v": "one"})));
+    exec(&mut conn, "UPDATE slots SET v = 'deux' WHERE k = 2");
+    let same_key: Vec<_> = changes_of(&mut conn, "slots").into_iter().skip(2).collect();
+    assert_eq!(same_key.len(), 1);
+    assert_eq!(same_key[0].op, "update");
+    assert!(!same_key[0].from_update);
+    assert_eq!(same_key[0].changed_fields, Some(vec!["v".to_owned()]));
+    assert_eq!(same_key[0].changed_from, Some(json!({"v": "two"})));
 
+    exec(&mut conn, "UPDATE slots SET v = 'two' WHERE k = 2");
     exec(&mut conn, "UPDATE slots SET k = 10 WHERE k = 1");
     let rekey: Vec<_> = changes_of(&mut conn, "slots").into_iter().skip(4).collect();
     let summary: Vec<_> = rekey
@@ -88,5 +85,5 @@ fn key_changing_updates_are_identified_by_key() {
     assert!(summary.contains(&("delete", "1", true)), "{summary:?}");
     assert!(summary.contains(&("insert", "10", true)), "{summary:?}");
     let arriving = rekey.iter().find(|c| c.op == "insert").unwrap();
-    assert_eq!(arriving.data, Some(json!({"k": 10, "v": "two"})));
+    assert_eq!(arriving.data, Some(json!({"k": 10, "v": "one"})));
 }

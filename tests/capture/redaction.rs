@@ -42,7 +42,7 @@ fn redacted_values_never_reach_the_audit_tables() {
     let (_db, mut conn) = setup();
     exec(
         &mut conn,
-        r#"CREATE TABLE accounts (id int PRIMARY KEY DEFERRABLE, name text, email text, ssn text, token text, note jsonb);
+        r#"CREATE TABLE accounts (id int PRIMARY KEY, name text, email text, ssn text, token text, note jsonb);
            SELECT threadline.audit_table('accounts',
                '{"mask": ["email", "note"], "exclude": ["ssn", "token"], "mask_placeholder": "<hidden>"}');"#,
     );
