@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod hardening;
 mod install;
 mod keys;
 mod partitions;
