@@ -40,6 +40,15 @@ BEGIN
                   DETAIL = 'Capture runs as this role; it must be NOLOGIN, without attributes or memberships, and only superusers or the installer may be its members.',
                   HINT = 'Drop it or strip it (ALTER ROLE threadline_capture NOLOGIN NOSUPERUSER ...; REVOKE its memberships), then install again.';
     END IF;
+    -- The read-only role for support staff and the CLI: GRANT threadline_reader TO a login role.
+    BEGIN
+        CREATE ROLE threadline_reader NOLOGIN;
+    EXCEPTION
+        WHEN duplicate_object OR unique_violation THEN NULL;
+        WHEN insufficient_privilege THEN
+            RAISE WARNING 'threadline: could not create the role threadline_reader'
+                USING HINT = 'Grant a support role SELECT on the threadline tables and EXECUTE on its read helpers instead.';
+    END;
 END
 $$;
 
@@ -1534,6 +1543,26 @@ BEGIN
         GRANT INSERT ON threadline.audit_changes TO threadline_capture;
         GRANT SELECT ON threadline.settings, threadline.audit_actions TO threadline_capture;
         GRANT EXECUTE ON FUNCTION threadline.transaction_for_capture(timestamptz) TO threadline_capture;
+    END IF;
+END
+$$;
+
+-- The reader role: it reads the trail and the policies, and changes nothing.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'threadline_reader') THEN
+        GRANT USAGE ON SCHEMA threadline TO threadline_reader;
+        GRANT SELECT ON threadline.audit_changes, threadline.audit_transactions, threadline.audit_actions,
+                        threadline.audited_tables, threadline.schema_events, threadline.schema_version,
+                        threadline.settings
+           TO threadline_reader;
+        GRANT EXECUTE ON FUNCTION
+            threadline.render_key(text, text, jsonb),
+            threadline.row_in_partition(text, text, text, jsonb),
+            threadline.table_policy(regclass),
+            threadline.base_type(oid),
+            threadline.key_kind(oid)
+        TO threadline_reader;
     END IF;
 END
 $$;

@@ -1,3 +1,4 @@
+use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, sql_query};
 use serde_json::json;
@@ -139,4 +140,148 @@ fn a_hostile_search_path_cannot_redirect_capture() {
             .unwrap();
     assert_eq!(forged.n, 0, "capture used the caller's clock_timestamp()");
     assert_eq!(changes(&mut admin).len(), 1);
+}
+
+/// Who may do what, one row an operation: the application role (owner of its audited
+/// tables), a member of `threadline_reader`, the capture role the triggers run as, and the
+/// installing role. The context functions are open to every role, so the capture role has
+/// them too. The README's privileges table is rendered from this one.
+const MATRIX: &[(&str, &str, [bool; 4])] = &[
+    (
+        "write an audited table",
+        "UPDATE public.posts SET title = 'x'",
+        [true, false, false, true],
+    ),
+    (
+        "attach a context: `begin_audit`, `set_actor`",
+        r#"SELECT threadline.set_actor('{"type": "user", "id": "1"}')"#,
+        [true, true, true, true],
+    ),
+    (
+        "record an action: `record_action`",
+        r#"SELECT threadline.record_action('{"name": "n", "actor": {"type": "user", "id": "1"}}')"#,
+        [true, true, true, true],
+    ),
+    (
+        "read the trail: `audit_changes`, `audit_transactions`, `audit_actions`",
+        "SELECT 1 FROM threadline.audit_changes, threadline.audit_transactions, threadline.audit_actions",
+        [false, true, false, true],
+    ),
+    (
+        "read policies and schema events",
+        "SELECT 1 FROM threadline.audited_tables, threadline.schema_events",
+        [false, true, false, true],
+    ),
+    (
+        "read helpers: `render_key`, `row_in_partition`, `table_policy`",
+        "SELECT threadline.render_key('public', 'posts', '1'), threadline.row_in_partition('public', 'posts', 'public.posts', '{}'), threadline.table_policy('public.posts')",
+        [false, true, false, true],
+    ),
+    (
+        "insert audit changes",
+        "INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, captured_at) VALUES (1, 'public', 'posts', '{}', 'insert', now())",
+        [false, false, true, true],
+    ),
+    (
+        "insert audit transactions",
+        "INSERT INTO threadline.audit_transactions (xact_id) VALUES (pg_current_xact_id())",
+        [false, false, true, true],
+    ),
+    (
+        "insert actions directly",
+        "INSERT INTO threadline.audit_actions (name, actor) VALUES ('n', '{}')",
+        [false, false, false, true],
+    ),
+    (
+        "rewrite audit rows",
+        "UPDATE threadline.audit_changes SET data = '{}'; UPDATE threadline.audit_transactions SET actor = NULL",
+        [false, false, false, true],
+    ),
+    (
+        "delete audit rows",
+        "DELETE FROM threadline.audit_changes; DELETE FROM threadline.audit_transactions",
+        [false, false, false, true],
+    ),
+    (
+        "truncate audit tables",
+        "TRUNCATE threadline.audit_changes",
+        [false, false, false, true],
+    ),
+    (
+        "rewrite schema events",
+        "DELETE FROM threadline.schema_events",
+        [false, false, false, true],
+    ),
+    (
+        "change policies: `audit_table`, `unaudit_table`, `refresh_table`",
+        "SELECT threadline.audit_table('public.posts', '{}'); SELECT threadline.refresh_table('public.posts'); SELECT threadline.unaudit_table('public.posts')",
+        [false, false, false, true],
+    ),
+    (
+        "switch strict mode: `require_actor`",
+        "SELECT threadline.require_actor(false)",
+        [false, false, false, true],
+    ),
+    (
+        "call the capture helper `transaction_for_capture`",
+        "SELECT threadline.transaction_for_capture(now())",
+        [false, false, true, true],
+    ),
+    (
+        "create objects in schema `threadline`",
+        "CREATE TABLE threadline.mine (id int)",
+        [false, false, false, true],
+    ),
+];
+
+const ROLES: [&str; 4] = [
+    "application role",
+    "`threadline_reader`",
+    "`threadline_capture`",
+    "installer",
+];
+
+/// The README's privileges table, rendered from [`MATRIX`].
+fn privileges_table() -> String {
+    let mut table = format!("| operation | {} |\n|---|---|---|---|---|\n", ROLES.join(" | "));
+    for (label, _, allowed) in MATRIX {
+        let cells: Vec<_> = allowed.iter().map(|&a| if a { "yes" } else { "no" }).collect();
+        table.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
+    }
+    table
+}
+
+#[test]
+fn every_role_may_do_exactly_what_the_privileges_matrix_says() {
+    let (db, mut admin) = setup();
+    let mut app = PgConnection::establish(&db.app_url().unwrap()).unwrap();
+    let mut reader = PgConnection::establish(&db.reader_url().unwrap()).unwrap();
+    exec(
+        &mut app,
+        "CREATE TABLE posts (id int PRIMARY KEY, title text); INSERT INTO posts VALUES (1, 'a');",
+    );
+    exec(&mut admin, "SELECT threadline.audit_table('public.posts')");
+    for (label, sql, allowed) in MATRIX {
+        for (role, expected) in ROLES.iter().zip(allowed) {
+            let (conn, prefix) = match *role {
+                "application role" => (&mut app, ""),
+                "`threadline_reader`" => (&mut reader, ""),
+                "`threadline_capture`" => (&mut admin, "SET LOCAL ROLE threadline_capture;"),
+                _ => (&mut admin, ""),
+            };
+            let outcome = conn.batch_execute(&format!("BEGIN; {prefix} {sql};"));
+            exec(conn, "ROLLBACK");
+            match (outcome, expected) {
+                (Ok(()), true) => {}
+                (Err(e), false) if e.to_string().contains("permission denied") => {}
+                (outcome, _) => panic!("{label} as {role}: expected allowed = {expected}, got {outcome:?}"),
+            }
+        }
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = privileges_table();
+    assert!(
+        readme.contains(&table),
+        "README.md's privileges table differs from the tested matrix; it should read:\n{table}"
+    );
 }

@@ -37,6 +37,10 @@ use crate::Error;
 /// The login role [`TestDatabase::app_url`] connects as: no superuser, owns nothing.
 pub const APP_ROLE: &str = "threadline_app";
 
+/// The login role [`TestDatabase::reader_url`] connects as: a member of `threadline_reader`,
+/// as a support engineer's role would be.
+pub const READER_ROLE: &str = "threadline_support";
+
 /// A server that test databases are created on.
 struct Server {
     /// A URL to a maintenance database of the server, as a role that creates databases.
@@ -119,14 +123,30 @@ impl TestDatabase {
     /// create tables in `public` but holds no other privilege: grant it what a test's app
     /// role should have.
     pub fn app_url(&self) -> Result<String, Error> {
+        self.login_url(
+            APP_ROLE,
+            &format!("GRANT USAGE, CREATE ON SCHEMA public TO {APP_ROLE};"),
+        )
+    }
+
+    /// A URL to the database as [`READER_ROLE`], a login role that holds only the
+    /// installed `threadline_reader` role: it reads the trail and changes nothing.
+    pub fn reader_url(&self) -> Result<String, Error> {
+        self.login_url(READER_ROLE, &format!("GRANT threadline_reader TO {READER_ROLE};"))
+    }
+
+    /// Creates a login role once per server (roles are cluster-wide, so a parallel test may
+    /// create it or grant it a role first), lets it connect to this database, runs `grants`,
+    /// and returns a URL that connects as it.
+    fn login_url(&self, role: &str, grants: &str) -> Result<String, Error> {
         let mut conn = self.connect()?;
         conn.batch_execute(&format!(
-            "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-             GRANT CONNECT ON DATABASE \"{}\" TO {APP_ROLE};
-             GRANT USAGE, CREATE ON SCHEMA public TO {APP_ROLE};",
+            "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+             GRANT CONNECT ON DATABASE \"{}\" TO {role};
+             DO $$ BEGIN {grants} EXCEPTION WHEN unique_violation THEN NULL; END $$;",
             self.name
         ))?;
-        Ok(with_user(&self.url, APP_ROLE))
+        Ok(with_user(&self.url, role))
     }
 }
 
