@@ -275,7 +275,15 @@ wait "$pid"
 rm -rf "$1"
 "#;
 
-fn start_private_server() -> Result<Server, String> {
+/// A fresh cluster directory: initdb run as the server's OS user, and a free port.
+struct Cluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    owner: Option<(u32, u32)>,
+    port: u16,
+}
+
+fn init_cluster() -> Result<Cluster, String> {
     let bin = find_bindir()?;
     let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
     let owner = if root { Some(postgres_user()?) } else { None };
@@ -295,37 +303,145 @@ fn start_private_server() -> Result<Server, String> {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(format!("initdb failed: {}", String::from_utf8_lossy(&initdb.stderr)));
     }
-    let port = free_port()?;
-    let mut keeper: Child = command_as(Path::new("/bin/sh"), owner)
+    Ok(Cluster {
+        bin,
+        dir,
+        owner,
+        port: free_port()?,
+    })
+}
+
+impl Cluster {
+    fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn log(&self) -> String {
+        let mut log = String::new();
+        let _ = std::fs::File::open(self.dir.join("postgres.log")).and_then(|mut f| f.read_to_string(&mut log));
+        log
+    }
+
+    /// Waits until the server accepts connections, or `alive` says it is gone.
+    fn wait_ready(&self, mut alive: impl FnMut() -> bool) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = self.admin_url();
+        while PgConnection::establish(&url).is_err() {
+            if !alive() || Instant::now() > deadline {
+                return Err(format!("the private PostgreSQL server did not start: {}", self.log()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+}
+
+fn start_private_server() -> Result<Server, String> {
+    let cluster = init_cluster()?;
+    let mut keeper: Child = command_as(Path::new("/bin/sh"), cluster.owner)
         .arg("-c")
         .arg(KEEPER)
-        .arg(&bin)
-        .arg(&dir)
-        .arg(port.to_string())
+        .arg(&cluster.bin)
+        .arg(&cluster.dir)
+        .arg(cluster.port.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start postgres: {e}"))?;
-    let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if PgConnection::establish(&admin_url).is_ok() {
-            break;
-        }
-        let exited = keeper.try_wait().ok().flatten().is_some();
-        if exited || Instant::now() > deadline {
-            let mut log = String::new();
-            let _ = std::fs::File::open(dir.join("postgres.log")).and_then(|mut f| f.read_to_string(&mut log));
-            drop(keeper.stdin.take());
-            return Err(format!("the private PostgreSQL server did not start: {log}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if let Err(message) = cluster.wait_ready(|| keeper.try_wait().ok().flatten().is_none()) {
+        drop(keeper.stdin.take());
+        return Err(message);
     }
     Ok(Server {
-        admin_url,
+        admin_url: cluster.admin_url(),
         _keeper: keeper.stdin.take().map(Mutex::new),
     })
+}
+
+/// A private PostgreSQL server of one test's own, which the test may crash and restart:
+/// for proving that an audited app loses nothing when its database goes down. Unlike
+/// the shared server, it keeps `synchronous_commit` on, so a commit the client saw
+/// survives an immediate stop. Stopped and removed when dropped.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), threadline::Error> {
+/// let mut server = threadline::testing::PrivateServer::start()?;
+/// let url = server.admin_url();
+/// server.crash()?; // as if the machine lost power: no shutdown checkpoint
+/// server.restart()?; // crash recovery replays the WAL
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct PrivateServer {
+    cluster_dir: PathBuf,
+    bin: PathBuf,
+    owner: Option<(u32, u32)>,
+    port: u16,
+}
+
+impl PrivateServer {
+    /// Initializes a new cluster and starts a server on it.
+    pub fn start() -> Result<Self, Error> {
+        let cluster = init_cluster().map_err(Error::TestDatabase)?;
+        let server = PrivateServer {
+            cluster_dir: cluster.dir.clone(),
+            bin: cluster.bin.clone(),
+            owner: cluster.owner,
+            port: cluster.port,
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// A URL to the `postgres` database as the superuser `postgres`.
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server in `immediate` mode: every backend is killed at once and nothing
+    /// is flushed, as in a crash.
+    pub fn crash(&self) -> Result<(), Error> {
+        self.pg_ctl(&["stop", "-m", "immediate", "-w"])
+    }
+
+    /// Starts the stopped server again (after a crash, PostgreSQL recovers from its WAL)
+    /// and waits until it accepts connections.
+    pub fn restart(&self) -> Result<(), Error> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
+            self.port,
+            self.cluster_dir.display()
+        );
+        self.pg_ctl(&["start", "-w", "-t", "60", "-o", &options])
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Result<(), Error> {
+        let output = command_as(&self.bin.join("pg_ctl"), self.owner)
+            .arg("-D")
+            .arg(self.cluster_dir.join("data"))
+            .arg("-l")
+            .arg(self.cluster_dir.join("postgres.log"))
+            .args(args)
+            .output()
+            .map_err(|e| Error::TestDatabase(format!("cannot run pg_ctl: {e}")))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(Error::TestDatabase(format!(
+                "pg_ctl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            )))
+        }
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
+        let _ = std::fs::remove_dir_all(&self.cluster_dir);
+    }
 }
 
 #[cfg(test)]
