@@ -145,9 +145,44 @@ pub fn all_stored_text(conn: &mut PgConnection) -> String {
         "SELECT t::text AS dump FROM threadline.audit_changes t
          UNION ALL SELECT t::text FROM threadline.audit_transactions t
          UNION ALL SELECT t::text FROM threadline.audit_actions t
-         UNION ALL SELECT t::text FROM threadline.audited_tables t",
+         UNION ALL SELECT t::text FROM threadline.audited_tables t
+         UNION ALL SELECT t::text FROM threadline.schema_events t",
     )
     .load(conn)
     .expect("dump audit tables");
     rows.into_iter().map(|r| r.dump).collect::<Vec<_>>().join("\n")
+}
+
+/// Every byte on disk of every table, index and TOAST relation in schema `threadline`,
+/// dead tuples included, after a checkpoint has written them out (superuser only).
+pub fn all_stored_bytes(conn: &mut PgConnection) -> Vec<u8> {
+    #[derive(QueryableByName)]
+    struct File {
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        bytes: Vec<u8>,
+    }
+    exec(conn, "CHECKPOINT");
+    let files: Vec<File> = sql_query(
+        "SELECT pg_read_binary_file(pg_relation_filepath(c.oid)) AS bytes
+           FROM pg_class c
+          WHERE (c.relnamespace = 'threadline'::regnamespace
+                 OR c.oid IN (SELECT reltoastrelid FROM pg_class WHERE relnamespace = 'threadline'::regnamespace))
+            AND c.relkind IN ('r', 'i', 't') AND pg_relation_filepath(c.oid) IS NOT NULL",
+    )
+    .load(conn)
+    .expect("read the audit tables' files");
+    files.into_iter().flat_map(|f| f.bytes).collect()
+}
+
+/// The deployed policy of a table, as `threadline.table_policy` reports it.
+pub fn policy_of(conn: &mut PgConnection, table: &str) -> Value {
+    #[derive(QueryableByName)]
+    struct Policy {
+        #[diesel(sql_type = Jsonb)]
+        policy: Value,
+    }
+    sql_query(format!("SELECT threadline.table_policy('{table}') AS policy"))
+        .get_result::<Policy>(conn)
+        .expect("read the deployed policy")
+        .policy
 }
