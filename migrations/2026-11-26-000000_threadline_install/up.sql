@@ -49,6 +49,15 @@ BEGIN
             RAISE WARNING 'threadline: could not create the role threadline_reader'
                 USING HINT = 'Grant a support role SELECT on the threadline tables and EXECUTE on its read helpers instead.';
     END;
+    SELECT * INTO v_role FROM pg_roles WHERE rolname = 'threadline_reader';
+    IF FOUND AND (v_role.rolcanlogin OR v_role.rolsuper OR v_role.rolcreaterole OR v_role.rolcreatedb
+                  OR v_role.rolreplication OR v_role.rolbypassrls
+                  OR EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = v_role.oid)) THEN
+        RAISE EXCEPTION 'threadline: the role threadline_reader exists with privileges it must not have'
+            USING ERRCODE = '42501',
+                  DETAIL = 'Members of this role read the whole trail; it must be NOLOGIN, without attributes or memberships.',
+                  HINT = 'Drop it or strip it, then install again.';
+    END IF;
 END
 $$;
 
@@ -676,6 +685,22 @@ BEGIN
 END
 $$;
 
+-- Whether a unique index tells key values apart exactly as capture does: each key column
+-- indexed with the column's own collation, and that collation deterministic (equal only
+-- when byte-wise equal). Otherwise 'a' and 'A' could be two rows to the index and one key
+-- to capture's join, or the reverse.
+CREATE FUNCTION threadline.index_compares_as_columns(idx oid) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT NOT EXISTS (
+        SELECT 1
+          FROM pg_index i
+          CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]::int2[], i.indcollation[0:i.indnkeyatts - 1]::oid[]) AS k(attnum, coll)
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+          LEFT JOIN pg_collation c ON c.oid = a.attcollation
+         WHERE i.indexrelid = idx
+           AND (k.coll IS DISTINCT FROM a.attcollation OR NOT coalesce(c.collisdeterministic, true)));
+$$;
+
 -- The key columns capture identifies rows by: the policy's primary_key, which a
 -- unique index over non-null columns must back, or the table's primary key.
 CREATE FUNCTION threadline.key_columns(rel regclass, policy jsonb) RETURNS text[]
@@ -692,13 +717,14 @@ BEGIN
             SELECT 1 FROM pg_index i
              WHERE i.indrelid = rel AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
                AND i.indexprs IS NULL AND i.indimmediate AND i.indnkeyatts = cardinality(v_pk)
+               AND threadline.index_compares_as_columns(i.indexrelid)
                AND (SELECT array_agg(a.attname::text ORDER BY a.attname)
                       FROM pg_attribute a
                      WHERE a.attrelid = rel AND a.attnum = ANY (i.indkey[0:i.indnkeyatts - 1]) AND a.attnotnull)
                    = (SELECT array_agg(x ORDER BY x) FROM unnest(v_pk) x)) THEN
             RAISE EXCEPTION 'threadline: no unique index of % covers exactly the key (%) over NOT NULL columns', rel, array_to_string(v_pk, ', ')
                 USING ERRCODE = '22023',
-                      HINT = 'Create a unique, non-partial index on those columns and make them NOT NULL, or name the columns of an existing one.';
+                      HINT = 'Create a unique, non-partial, non-deferrable index on those columns, with their own deterministic collations, and make them NOT NULL, or name the columns of an existing one.';
         END IF;
     ELSE
         SELECT array_agg(a.attname::text ORDER BY k.n) INTO v_pk
@@ -710,6 +736,12 @@ BEGIN
             RAISE EXCEPTION 'threadline: the primary key of % is DEFERRABLE', rel USING ERRCODE = '22023',
                 DETAIL = 'A deferred key may repeat while a statement runs, so capture could not tell its rows apart.',
                 HINT = 'Make the key NOT DEFERRABLE, or name the columns of a non-deferrable unique index: {"primary_key": ["column"]}.';
+        END IF;
+        IF v_pk IS NOT NULL AND NOT (SELECT threadline.index_compares_as_columns(i.indexrelid)
+                                       FROM pg_index i WHERE i.indrelid = rel AND i.indisprimary) THEN
+            RAISE EXCEPTION 'threadline: the primary key of % does not compare its columns as they do', rel USING ERRCODE = '22023',
+                DETAIL = 'Its index uses another collation than a key column, or a nondeterministic one, so capture could not match rows by key.',
+                HINT = 'Key the table on columns with a deterministic collation, indexed with it, or name other key columns in the policy.';
         END IF;
         IF v_pk IS NULL THEN
             SELECT format('%s (%s)', i.indexrelid::regclass,
@@ -844,6 +876,37 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
 $$;
 
+-- SET clauses that pin the session settings the given columns' stored text depends on, so
+-- a writer cannot change what the trail says (SET extra_float_digits = -15 would store
+-- 1490000 as 1000000). Only the settings the columns need, since each costs a little on
+-- every captured statement; all of them for types outside PostgreSQL's own and for
+-- ranges, whose text output follows them all.
+CREATE FUNCTION threadline.output_settings(rel regclass, cols text[]) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH types AS (
+        SELECT coalesce(nullif(e.oid, 0), b.oid) AS oid, coalesce(e.typtype, b.typtype) AS typtype
+          FROM pg_attribute a
+          JOIN pg_type b ON b.oid = threadline.base_type(a.atttypid)
+          LEFT JOIN pg_type e ON e.oid = threadline.base_type(nullif(b.typelem, 0)) AND b.typcategory = 'A'
+         WHERE a.attrelid = rel AND a.attname = ANY (cols) AND a.attnum > 0 AND NOT a.attisdropped),
+    needs AS (
+        SELECT bool_or(t.oid >= 16384 OR t.typtype IN ('r', 'm', 'c')) AS all_of_them,
+               bool_or(t.oid IN ('pg_catalog.float4'::regtype, 'pg_catalog.float8'::regtype)) AS floats,
+               bool_or(t.oid IN ('pg_catalog.timestamptz'::regtype, 'pg_catalog.timetz'::regtype)) AS zones,
+               bool_or(t.oid = 'pg_catalog.interval'::regtype) AS intervals,
+               bool_or(t.oid = 'pg_catalog.bytea'::regtype) AS bytes,
+               bool_or(t.oid = 'pg_catalog.money'::regtype) AS money
+          FROM types t)
+    SELECT concat(
+        CASE WHEN all_of_them OR floats THEN ' SET extra_float_digits = 1' END,
+        CASE WHEN all_of_them OR zones THEN ' SET TimeZone = ''UTC''' END,
+        CASE WHEN all_of_them OR intervals THEN ' SET IntervalStyle = ''postgres''' END,
+        CASE WHEN all_of_them OR bytes THEN ' SET bytea_output = ''hex''' END,
+        CASE WHEN all_of_them OR money THEN ' SET lc_monetary = ''C''' END,
+        CASE WHEN all_of_them THEN ' SET DateStyle = ''ISO, MDY''' END)
+      FROM needs;
+$$;
+
 -- (Re)creates the capture function of an audited table from its stored policy and
 -- the table's current columns, and the statement-level triggers on the table and on
 -- every partition below it.
@@ -880,7 +943,10 @@ BEGIN
                        AND NOT a.attname = ANY (v_exclude)
                      ORDER BY a.attnum);
     v_compared := ARRAY(SELECT c FROM unnest(v_cols) c WHERE NOT c = ANY (v_ignore) ORDER BY c);
-    v_key_join := (SELECT string_agg(format('n.%I = o.%I', k, k), ' AND ') FROM unnest(r.key_columns) k);
+    v_key_join := (SELECT string_agg(CASE threadline.key_kind(a.atttypid)
+                                         WHEN 'enum' THEN format('pg_catalog.format(''%%s'', n.%1$I) = pg_catalog.format(''%%s'', o.%1$I)', k)
+                                         ELSE format('n.%1$I = o.%1$I', k) END, ' AND ')
+                     FROM unnest(r.key_columns) k JOIN pg_attribute a ON a.attrelid = rel AND a.attname = k);
     v_key_new := threadline.key_sql(rel, 'n', r.key_columns);
     v_key_old := threadline.key_sql(rel, 'o', r.key_columns);
     v_differs := ARRAY(SELECT threadline.differs_sql(rel, c) FROM unnest(v_compared) c ORDER BY c);
@@ -949,7 +1015,8 @@ $f$,
         CASE WHEN cardinality(v_exclude) > 0 THEN format('%L::text[]', v_exclude) ELSE 'NULL::text[]' END);
 
     EXECUTE format('CREATE OR REPLACE FUNCTION threadline.%I() RETURNS trigger LANGUAGE plpgsql '
-                   'SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET work_mem = ''64MB'' AS %L', r.function_name, v_body);
+                   'SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET work_mem = ''64MB''%s AS %L',
+                   r.function_name, threadline.output_settings(rel, v_cols), v_body);
     EXECUTE format('COMMENT ON FUNCTION threadline.%I() IS %L', r.function_name,
                    format('Threadline capture for %I.%I; generated by threadline.audit_table, do not edit', r.table_schema, r.table_name));
     EXECUTE format('REVOKE ALL ON FUNCTION threadline.%I() FROM PUBLIC', r.function_name);
@@ -1113,7 +1180,8 @@ BEGIN
         VALUES (v_schema, v_table, v_rel, v_policy, v_keys, threadline.column_snapshot(v_rel), v_function);
     ELSE
         UPDATE threadline.audited_tables
-           SET policy = v_policy, key_columns = v_keys, columns = threadline.column_snapshot(v_rel), updated_at = now()
+           SET table_schema = v_schema, table_name = v_table, policy = v_policy, key_columns = v_keys,
+               columns = threadline.column_snapshot(v_rel), updated_at = now()
          WHERE relid = v_rel;
     END IF;
     PERFORM threadline.generate_capture(v_rel);
@@ -1284,8 +1352,12 @@ BEGIN
     IF v_columns IS NULL OR NOT v_inside THEN
         RETURN NULL;
     END IF;
-    EXECUTE format('SELECT %s FROM jsonb_to_record($1) AS r(%s)', v_condition, v_columns)
-       INTO v_inside USING data;
+    BEGIN
+        EXECUTE format('SELECT %s FROM jsonb_to_record($1) AS r(%s)', v_condition, v_columns)
+           INTO v_inside USING data;
+    EXCEPTION WHEN data_exception OR ambiguous_function OR undefined_function THEN
+        RETURN NULL;
+    END;
     RETURN coalesce(v_inside, false);
 END
 $$;
@@ -1397,32 +1469,50 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                     WHERE t.relid = rel OR t.relid IN (SELECT a.relid FROM pg_partition_ancestors(rel) a));
 $$;
 
--- ddl_command_end, after ALTER TABLE, CREATE TABLE or ALTER TRIGGER:
--- - a capture trigger keeps its name (renamed, the next refresh would add a second
---   trigger and every change would be captured twice);
+-- The audited tables (roots) a DDL command touched: a table or its row type altered
+-- under any command name (ALTER INDEX, ALTER VIEW and ALTER TYPE can rename a table or
+-- its columns too), a schema renamed, a partition or inheritance child of one created or
+-- attached.
+CREATE FUNCTION threadline.touched_audited_tables() RETURNS SETOF oid
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH cmd AS (SELECT c.classid, c.objid FROM pg_event_trigger_ddl_commands() c),
+    touched AS (
+        SELECT cmd.objid AS relid FROM cmd WHERE cmd.classid = 'pg_class'::regclass
+        UNION
+        SELECT t.typrelid FROM cmd JOIN pg_type t ON t.oid = cmd.objid
+         WHERE cmd.classid = 'pg_type'::regclass AND t.typrelid <> 0
+        UNION
+        SELECT c.oid FROM cmd JOIN pg_class c ON c.relnamespace = cmd.objid
+         WHERE cmd.classid = 'pg_namespace'::regclass)
+    SELECT DISTINCT a.relid
+      FROM touched
+      CROSS JOIN LATERAL (SELECT touched.relid UNION ALL SELECT x.relid FROM pg_partition_ancestors(touched.relid) x) up(relid)
+      JOIN threadline.audited_tables a ON a.relid = up.relid;
+$$;
+
+-- ddl_command_end, after every command that can change a table's shape or its triggers:
+-- - a capture trigger cannot be altered (renamed, the next refresh would add a second
+--   trigger and every change would be captured twice; made to depend on an extension,
+--   dropping the extension would drop it);
 -- - an inheritance or partition layout that capture cannot follow is refused;
--- - every audited table the command touched, directly or as the ancestor of a new or
---   attached partition, is refreshed, and the command is recorded in schema_events.
+-- - every audited table the command touched is refreshed, and the command is recorded
+--   in schema_events.
 CREATE FUNCTION threadline.on_ddl_command_end() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_function text;
     v_trigger record;
 BEGIN
-    IF TG_TAG = 'ALTER TRIGGER' THEN
-        SELECT tg.tgname, tg.tgrelid::regclass AS target INTO v_trigger
-          FROM pg_event_trigger_ddl_commands() cmd
-          JOIN pg_trigger tg ON tg.oid = cmd.objid
-          JOIN pg_proc p ON p.oid = tg.tgfoid AND p.pronamespace = 'threadline'::regnamespace
-          JOIN threadline.audited_tables t ON t.function_name = p.proname
-         WHERE cmd.classid = 'pg_trigger'::regclass
-           AND tg.tgname NOT IN ('threadline_insert', 'threadline_update', 'threadline_delete', 'threadline_truncate')
-         LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'threadline: the capture triggers of audited table % cannot be renamed (to %)', v_trigger.target, v_trigger.tgname
-                USING ERRCODE = '55000', HINT = 'Stop capture with threadline.unaudit_table instead.';
-        END IF;
-        RETURN;
+    SELECT tg.tgname, tg.tgrelid::regclass AS target INTO v_trigger
+      FROM pg_event_trigger_ddl_commands() cmd
+      JOIN pg_trigger tg ON tg.oid = cmd.objid
+      JOIN pg_proc p ON p.oid = tg.tgfoid AND p.pronamespace = 'threadline'::regnamespace
+      JOIN threadline.audited_tables t ON t.function_name = p.proname
+     WHERE cmd.classid = 'pg_trigger'::regclass AND TG_TAG = 'ALTER TRIGGER'
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'threadline: the capture triggers of audited table % cannot be altered (% %)', v_trigger.target, TG_TAG, v_trigger.tgname
+            USING ERRCODE = '55000', HINT = 'Stop capture with threadline.unaudit_table instead.';
     END IF;
     PERFORM threadline.check_layout(t.relid)
        FROM pg_event_trigger_ddl_commands() cmd
@@ -1430,32 +1520,23 @@ BEGIN
          ON t.relid = cmd.objid
          OR t.relid IN (SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = cmd.objid)
          OR t.relid IN (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = cmd.objid)
-      WHERE cmd.classid = 'pg_class'::regclass AND cmd.object_type IN ('table', 'table column');
+      WHERE cmd.classid = 'pg_class'::regclass;
     FOR v_function IN
-        SELECT DISTINCT f.name
-          FROM pg_event_trigger_ddl_commands() cmd
-          CROSS JOIN LATERAL (SELECT cmd.objid AS relid
-                              UNION ALL
-                              SELECT a.relid FROM pg_partition_ancestors(cmd.objid) a) touched
-          CROSS JOIN LATERAL (SELECT threadline.audited_function_of(touched.relid) AS name) f
-         WHERE cmd.classid = 'pg_class'::regclass AND cmd.object_type IN ('table', 'table column')
-           AND f.name IS NOT NULL
+        SELECT t.function_name FROM threadline.touched_audited_tables() x
+          JOIN threadline.audited_tables t ON t.relid = x
     LOOP
         PERFORM threadline.refresh_capture(v_function);
     END LOOP;
-    IF TG_TAG = 'ALTER TABLE' THEN
-        PERFORM threadline.record_schema_event(t.table_schema, t.table_name, TG_TAG, array_agg(DISTINCT cmd.object_identity))
-           FROM pg_event_trigger_ddl_commands() cmd
-           JOIN threadline.audited_tables t
-             ON t.relid = cmd.objid OR t.relid IN (SELECT a.relid FROM pg_partition_ancestors(cmd.objid) a)
-          WHERE cmd.classid = 'pg_class'::regclass
-          GROUP BY t.table_schema, t.table_name;
-    END IF;
+    PERFORM threadline.record_schema_event(t.table_schema, t.table_name, TG_TAG,
+                (SELECT array_agg(DISTINCT cmd.object_identity) FROM pg_event_trigger_ddl_commands() cmd))
+       FROM threadline.touched_audited_tables() x
+       JOIN threadline.audited_tables t ON t.relid = x;
 END
 $$;
 
--- sql_drop:
--- - DROP TRIGGER of a capture trigger that its audited table still needs is refused;
+-- sql_drop, after every command that can drop a table, an index or a trigger:
+-- - dropping a capture trigger that its audited table still needs is refused, whatever
+--   the command (DROP TRIGGER, or DROP EXTENSION of an extension it was made to depend on);
 -- - DROP INDEX of the unique index behind a policy's primary_key is refused;
 -- - a dropped audited table's policy and function go, and its dropping is recorded.
 CREATE FUNCTION threadline.on_sql_drop() RETURNS event_trigger
@@ -1467,19 +1548,16 @@ DECLARE
     v_dropped record;
     v_rel regclass;
 BEGIN
-    IF TG_TAG = 'DROP TRIGGER' THEN
-        FOR v_dropped IN SELECT d.address_names FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'trigger' LOOP
+    FOR v_dropped IN SELECT d.address_names FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'trigger' LOOP
             v_rel := to_regclass(format('%I.%I', v_dropped.address_names[1], v_dropped.address_names[2]));
             IF v_rel IS NOT NULL AND threadline.in_audited_tree(v_rel)
                AND (v_dropped.address_names[3] IN ('threadline_insert', 'threadline_update', 'threadline_delete')
                     OR (v_dropped.address_names[3] = 'threadline_truncate'
                         AND (SELECT c.relkind FROM pg_class c WHERE c.oid = v_rel) = 'r')) THEN
-                RAISE EXCEPTION 'threadline: % is audited; its capture trigger % cannot be dropped', v_rel, v_dropped.address_names[3]
+                RAISE EXCEPTION 'threadline: % is audited; its capture trigger % cannot be dropped (%)', v_rel, v_dropped.address_names[3], TG_TAG
                     USING ERRCODE = '55000', HINT = format('Stop capture with SELECT threadline.unaudit_table(%L) instead.', v_rel::text);
             END IF;
-        END LOOP;
-        RETURN;
-    END IF;
+    END LOOP;
     IF TG_TAG = 'DROP INDEX' THEN
         PERFORM threadline.key_columns(t.relid, t.policy)
            FROM threadline.audited_tables t
@@ -1491,7 +1569,10 @@ BEGIN
         DELETE FROM threadline.audited_tables t
          USING pg_event_trigger_dropped_objects() d
          WHERE d.object_type = 'table'
-           AND (d.objid = t.relid OR (d.schema_name = t.table_schema AND d.object_name = t.table_name))
+           AND (d.objid = t.relid
+                -- after a restore the stored oid is stale: then the name says which table
+                OR (d.schema_name = t.table_schema AND d.object_name = t.table_name
+                    AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid)))
         RETURNING t.function_name, t.table_schema, t.table_name
     LOOP
         EXECUTE format('DROP FUNCTION IF EXISTS threadline.%I() CASCADE', v_function);
@@ -1502,11 +1583,17 @@ $$;
 
 DO $$
 BEGIN
+    -- every command that can rename, reshape, move or re-parent a table or its
+    -- columns, under whatever object type it names (ALTER INDEX and ALTER VIEW rename a
+    -- table too), or alter or drop a trigger; not the commands capture generation runs
     CREATE EVENT TRIGGER threadline_ddl_command_end ON ddl_command_end
-        WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'ALTER TRIGGER')
+        WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE',
+                     'ALTER INDEX', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER SEQUENCE', 'ALTER TYPE',
+                     'CREATE SCHEMA', 'ALTER SCHEMA', 'ALTER TRIGGER', 'ALTER EXTENSION')
         EXECUTE FUNCTION threadline.on_ddl_command_end();
     CREATE EVENT TRIGGER threadline_sql_drop ON sql_drop
-        WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TRIGGER', 'DROP INDEX')
+        WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TRIGGER',
+                     'DROP INDEX', 'DROP EXTENSION', 'ALTER TABLE', 'ALTER EXTENSION')
         EXECUTE FUNCTION threadline.on_sql_drop();
 EXCEPTION WHEN insufficient_privilege THEN
     RAISE WARNING 'threadline: only a superuser can create the event triggers that follow schema changes of audited tables'

@@ -319,7 +319,7 @@ fn the_table_owner_cannot_stop_or_double_capture() {
         let dropped = exec_err(&mut app, &format!("DROP TRIGGER {trigger} ON posts"));
         assert!(dropped.contains("cannot be dropped"), "{trigger}: {dropped}");
         let renamed = exec_err(&mut app, &format!("ALTER TRIGGER {trigger} ON posts RENAME TO mine"));
-        assert!(renamed.contains("cannot be renamed"), "{trigger}: {renamed}");
+        assert!(renamed.contains("cannot be altered"), "{trigger}: {renamed}");
     }
     exec(
         &mut app,
@@ -507,4 +507,137 @@ fn schema_changes_and_drops_of_audited_tables_are_recorded() {
         "SELECT count(*) AS n FROM threadline.schema_events WHERE objects::text LIKE '%upper%'",
     );
     assert_eq!(stored, 0, "no statement text or value is kept");
+}
+
+#[test]
+fn renames_under_any_command_name_are_followed() {
+    let (_db, mut admin, mut app) = attacker();
+    exec(
+        &mut app,
+        "CREATE TABLE t2 (id int PRIMARY KEY, secret text, note text);",
+    );
+    exec(
+        &mut admin,
+        r#"SELECT threadline.audit_table('t2', '{"exclude": ["secret"]}')"#,
+    );
+    // ALTER INDEX renames a table too; a decoy of the old name is then dropped
+    exec(
+        &mut app,
+        "ALTER INDEX t2 RENAME TO t2x;
+         CREATE TABLE t2 (x int); DROP TABLE t2;
+         ALTER TABLE t2x RENAME TO t2;
+         INSERT INTO t2 VALUES (1, 'hunter2', 'hello');",
+    );
+    // ALTER VIEW renames a table's columns too: the excluded value must follow its column
+    exec(
+        &mut app,
+        "ALTER VIEW t2 RENAME COLUMN secret TO tmp;
+         ALTER VIEW t2 RENAME COLUMN note TO secret;
+         ALTER VIEW t2 RENAME COLUMN tmp TO note;
+         INSERT INTO t2 VALUES (2, 'hunter3', 'hello again');",
+    );
+    let data: Vec<_> = changes_of(&mut admin, "t2")
+        .into_iter()
+        .map(|c| c.data.unwrap())
+        .collect();
+    assert_eq!(
+        data,
+        [json!({"id": 1, "note": "hello"}), json!({"id": 2, "secret": "hello again"})],
+        "the excluded column is the one that held the secret, under its new name"
+    );
+}
+
+#[test]
+fn schema_level_commands_cannot_escape_capture() {
+    let (_db, mut conn) = setup();
+    exec(
+        &mut conn,
+        "CREATE SCHEMA s9;
+         CREATE TABLE s9.p (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+         CREATE TABLE s9.p1 PARTITION OF s9.p FOR VALUES FROM (0) TO (100);
+         SELECT threadline.audit_table('s9.p');
+         CREATE SCHEMA s10 CREATE TABLE p2 PARTITION OF s9.p FOR VALUES FROM (100) TO (200);
+         INSERT INTO s10.p2 VALUES (150, 'via a schema-created partition');
+         ALTER SCHEMA s9 RENAME TO s9b;
+         CREATE SCHEMA s9 CREATE TABLE p (x int);
+         DROP SCHEMA s9 CASCADE;
+         INSERT INTO s9b.p VALUES (1, 'after the schema rename');
+         CREATE EXTENSION IF NOT EXISTS hstore;",
+    );
+    let dropped = exec_err(
+        &mut conn,
+        "ALTER TRIGGER threadline_insert ON s9b.p1 DEPENDS ON EXTENSION hstore",
+    );
+    assert!(dropped.contains("cannot be altered"), "{dropped}");
+    let recorded: Vec<_> = changes(&mut conn)
+        .into_iter()
+        .map(|c| (c.table_schema, c.table_name, c.data.unwrap()["v"].clone()))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            ("s9".into(), "p".into(), json!("via a schema-created partition")),
+            ("s9b".into(), "p".into(), json!("after the schema rename")),
+        ]
+    );
+}
+
+#[test]
+fn keys_must_compare_as_capture_does() {
+    let (_db, mut conn) = setup();
+    exec(
+        &mut conn,
+        r#"CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+           CREATE TABLE t1 (k text COLLATE ci NOT NULL, v int);
+           CREATE UNIQUE INDEX t1_k ON t1 (k COLLATE "C");
+           CREATE TABLE t3 (k text COLLATE ci PRIMARY KEY, v int);"#,
+    );
+    let by_index = exec_err(
+        &mut conn,
+        r#"SELECT threadline.audit_table('t1', '{"primary_key": ["k"]}')"#,
+    );
+    assert!(by_index.contains("covers exactly the key"), "{by_index}");
+    let by_primary_key = exec_err(&mut conn, "SELECT threadline.audit_table('t3')");
+    assert!(by_primary_key.contains("does not compare"), "{by_primary_key}");
+}
+
+#[test]
+fn session_settings_cannot_change_what_the_trail_says() {
+    let (_db, mut admin, mut app) = attacker();
+    exec(&mut app, TOOLKIT);
+    exec(
+        &mut app,
+        "CREATE TABLE t7 (id int PRIMARY KEY, amount float8, at timestamptz, p pair);",
+    );
+    exec(&mut admin, "SELECT threadline.audit_table('t7')");
+    exec(
+        &mut app,
+        "INSERT INTO t7 VALUES (1, 1000000, '2026-01-01 00:00:00+00', ROW(1, 'calm'));
+         SET extra_float_digits = -15;
+         SET TimeZone = 'Asia/Kolkata';
+         UPDATE t7 SET amount = 1490000;",
+    );
+    let update = changes_of(&mut admin, "t7").pop().unwrap();
+    assert_eq!(update.data.as_ref().unwrap()["amount"].as_f64(), Some(1490000.0));
+    assert_eq!(update.changed_from.unwrap()["amount"].as_f64(), Some(1000000.0));
+    assert_eq!(update.data.unwrap()["at"], json!("2026-01-01T00:00:00+00:00"));
+}
+
+#[test]
+fn an_implicit_cast_of_an_enum_key_breaks_nothing() {
+    let (_db, mut admin, mut app) = attacker();
+    exec(
+        &mut app,
+        "CREATE TYPE e AS ENUM ('a', 'b');
+         CREATE FUNCTION e2i(e) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 1 $$;
+         CREATE CAST (e AS int) WITH FUNCTION e2i(e) AS IMPLICIT;
+         CREATE TABLE te (k e PRIMARY KEY, v int);",
+    );
+    exec(&mut admin, "SELECT threadline.audit_table('te')");
+    exec(
+        &mut app,
+        "INSERT INTO te VALUES ('a', 1), ('b', 2); UPDATE te SET v = v + 1; UPDATE te SET k = 'b' WHERE false;",
+    );
+    let ops: Vec<_> = changes_of(&mut admin, "te").into_iter().map(|c| c.op).collect();
+    assert_eq!(ops, ["insert", "insert", "update", "update"]);
 }

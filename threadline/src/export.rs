@@ -309,6 +309,16 @@ fn write_json_object(out: &mut Vec<u8>, cells: &[Cell<'_>]) {
     out.push(b'}');
 }
 
+/// One CSV record of text cells (`None` writes an empty cell), exactly as exports write
+/// their rows: the fuzz targets and property tests read it back with a CSV parser.
+#[doc(hidden)]
+pub fn csv_record(cells: &[Option<&str>]) -> Vec<u8> {
+    let cells: Vec<Cell<'_>> = cells.iter().map(|c| c.map_or(Cell::Null, Cell::Text)).collect();
+    let mut out = Vec::new();
+    write_csv_row(&mut out, &cells);
+    out
+}
+
 /// The whole query an unfiltered, unscoped export reads (no page bound, no limit): what the
 /// read benchmark runs through `COPY (...) TO STDOUT` as its baseline.
 #[doc(hidden)]

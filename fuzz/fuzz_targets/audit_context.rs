@@ -1,0 +1,4 @@
+//! cargo-fuzz target: see `threadline_fuzz::audit_context` for the property it checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| threadline_fuzz::audit_context(data));
