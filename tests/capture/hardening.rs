@@ -542,7 +542,10 @@ fn renames_under_any_command_name_are_followed() {
         .collect();
     assert_eq!(
         data,
-        [json!({"id": 1, "note": "hello"}), json!({"id": 2, "secret": "hello again"})],
+        [
+            json!({"id": 1, "note": "hello"}),
+            json!({"id": 2, "secret": "hello again"})
+        ],
         "the excluded column is the one that held the secret, under its new name"
     );
 }
