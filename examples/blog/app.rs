@@ -18,11 +18,12 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::{App, FromRequest, HttpRequest, HttpResponse, ResponseError, delete, get, patch, post, web};
 use chrono::{DateTime, SecondsFormat, Utc};
+use diesel::connection::CacheSize;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -401,11 +402,18 @@ fn history_or_404<T>(result: Result<T, threadline::Error>, what: &str, id: i64) 
     })
 }
 
+// Reads run in a read-only transaction: one snapshot for the whole read, and behind a
+// transaction-mode pooler every statement of it reaches the same server connection.
 #[get("/posts/{id}/history")]
 async fn post_history(pool: web::Data<DbPool>, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let mut conn = read_connection(&pool).await?;
-    let history = history_or_404(Post::history(&mut conn, id).await, "post", id)?;
+    let history = conn
+        .build_transaction()
+        .read_only()
+        .run(async |conn| Post::history(conn, id).await)
+        .await;
+    let history = history_or_404(history, "post", id)?;
     Ok(HttpResponse::Ok().json(versions_json(history.entries, "post")))
 }
 
@@ -413,7 +421,12 @@ async fn post_history(pool: web::Data<DbPool>, id: web::Path<i64>) -> Result<Htt
 async fn user_history(pool: web::Data<DbPool>, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let mut conn = read_connection(&pool).await?;
-    let history = history_or_404(User::history(&mut conn, id).await, "user", id)?;
+    let history = conn
+        .build_transaction()
+        .read_only()
+        .run(async |conn| User::history(conn, id).await)
+        .await;
+    let history = history_or_404(history, "user", id)?;
     Ok(HttpResponse::Ok().json(versions_json(history.entries, "user")))
 }
 
@@ -468,5 +481,24 @@ pub fn run_migrations(database_url: &str) -> Result<Vec<String>, Box<dyn std::er
 /// A pool of async connections to the database.
 pub async fn pool(database_url: &str) -> Result<DbPool, diesel_async::pooled_connection::PoolError> {
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    Pool::builder().build(manager).await
+}
+
+/// A pool for a database reached through a pooler in transaction mode (PgBouncer before
+/// 1.21, or without `max_prepared_statements`): each statement is prepared afresh inside its
+/// transaction, since a statement cached on one server connection would be missing on the
+/// next one the pooler hands out.
+pub async fn pool_behind_transaction_pooler(
+    database_url: &str,
+) -> Result<DbPool, diesel_async::pooled_connection::PoolError> {
+    let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(|url| {
+        Box::pin(async move {
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+            Ok(conn)
+        })
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     Pool::builder().build(manager).await
 }

@@ -38,7 +38,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     } else {
         eprintln!("Migrations: applied {}", applied.join(", "));
     }
-    let pool = app::pool(&url).await?;
+    // DATABASE_POOLER=transaction: the URL reaches PgBouncer (or a pooler like it) in
+    // transaction mode.
+    let pool = match std::env::var("DATABASE_POOLER").as_deref() {
+        Ok("transaction") => app::pool_behind_transaction_pooler(&url).await?,
+        Ok(other) if !other.is_empty() => {
+            return Err(format!("DATABASE_POOLER must be \"transaction\" or unset, not {other:?}").into());
+        }
+        _ => app::pool(&url).await?,
+    };
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port
             .parse()

@@ -9,6 +9,7 @@ mod support;
 #[path = "../../examples/blog/app.rs"]
 mod app;
 
+mod pooler;
 mod socket;
 
 use actix_web::body::MessageBody;

@@ -4,6 +4,9 @@
 //! its own ground truth and checks the trail against it: no change lost, none phantom,
 //! none attributed to another actor.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod pooler;
 mod trail;
 

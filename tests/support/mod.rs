@@ -1,6 +1,8 @@
 //! Helpers shared by the integration test binaries: reading the audit tables back.
 #![allow(dead_code)]
 
+pub mod bouncer;
+
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text};
 use diesel::{PgConnection, QueryableByName, RunQueryDsl, sql_query};
