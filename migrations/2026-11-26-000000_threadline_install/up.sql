@@ -320,10 +320,8 @@ DECLARE
     v_cached text := current_setting('threadline.transaction', true);
     v_id bigint;
     v_actor jsonb;
-    v_request text;
-    v_correlation text;
-    v_tenant text;
-    v_source text;
+    v_label text;
+    v_value text;
     v_meta jsonb;
     v_action text;
 BEGIN
@@ -341,22 +339,12 @@ BEGIN
     IF v_actor IS NOT NULL THEN
         v_actor := threadline.validate_actor(v_actor);
     END IF;
-    v_request := nullif(current_setting('threadline.request_id', true), '');
-    IF v_request IS NOT NULL THEN
-        PERFORM threadline.validate_label('request_id', to_jsonb(v_request));
-    END IF;
-    v_correlation := nullif(current_setting('threadline.correlation_id', true), '');
-    IF v_correlation IS NOT NULL THEN
-        PERFORM threadline.validate_label('correlation_id', to_jsonb(v_correlation));
-    END IF;
-    v_tenant := nullif(current_setting('threadline.tenant_id', true), '');
-    IF v_tenant IS NOT NULL THEN
-        PERFORM threadline.validate_label('tenant_id', to_jsonb(v_tenant));
-    END IF;
-    v_source := nullif(current_setting('threadline.source', true), '');
-    IF v_source IS NOT NULL THEN
-        PERFORM threadline.validate_label('source', to_jsonb(v_source));
-    END IF;
+    FOREACH v_label IN ARRAY ARRAY['request_id', 'correlation_id', 'tenant_id', 'source'] LOOP
+        v_value := nullif(current_setting('threadline.' || v_label, true), '');
+        IF v_value IS NOT NULL THEN
+            PERFORM threadline.validate_label(v_label, to_jsonb(v_value));
+        END IF;
+    END LOOP;
     v_meta := nullif(current_setting('threadline.meta', true), '')::jsonb;
     IF v_meta IS NOT NULL AND jsonb_typeof(v_meta) <> 'object' THEN
         RAISE EXCEPTION 'threadline: context "meta" must be a JSON object, got %', jsonb_typeof(v_meta)
@@ -378,7 +366,17 @@ BEGIN
     END IF;
     INSERT INTO threadline.audit_transactions
         (xact_id, occurred_at, actor, request_id, correlation_id, tenant_id, action_id, source, meta)
-    VALUES (pg_current_xact_id(), at, v_actor, v_request, v_correlation, v_tenant, v_action::bigint, v_source, v_meta)
+    VALUES (
+        pg_current_xact_id(),
+        at,
+        v_actor,
+        nullif(current_setting('threadline.request_id', true), ''),
+        nullif(current_setting('threadline.correlation_id', true), ''),
+        nullif(current_setting('threadline.tenant_id', true), ''),
+        v_action::bigint,
+        nullif(current_setting('threadline.source', true), ''),
+        v_meta
+    )
     RETURNING id INTO v_id;
     PERFORM set_config('threadline.transaction', v_id::text, true);
     RETURN v_id;

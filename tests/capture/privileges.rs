@@ -278,6 +278,42 @@ fn every_role_may_do_exactly_what_the_privileges_matrix_says() {
             }
         }
     }
+    // Every function in the schema is classified: these and only these are callable by
+    // each role (a new function must join a list on purpose).
+    for (role, expected) in [
+        (
+            APP_ROLE,
+            "begin_audit current_transaction_id optional_text record_action set_actor validate_actor validate_label",
+        ),
+        (
+            "threadline_reader",
+            "base_type begin_audit current_transaction_id key_kind optional_text record_action render_key \
+             row_in_partition set_actor table_policy validate_actor validate_label",
+        ),
+        (
+            "threadline_capture",
+            "begin_audit current_transaction_id optional_text record_action set_actor transaction_for_capture \
+             validate_actor validate_label",
+        ),
+    ] {
+        #[derive(QueryableByName)]
+        struct Names {
+            #[diesel(sql_type = Text)]
+            names: String,
+        }
+        let callable: Names = sql_query(format!(
+            "SELECT string_agg(DISTINCT proname, ' ' ORDER BY proname) AS names FROM pg_proc
+              WHERE pronamespace = 'threadline'::regnamespace AND prorettype <> 'trigger'::regtype
+                AND has_function_privilege('{role}', oid, 'EXECUTE')"
+        ))
+        .get_result(&mut admin)
+        .unwrap();
+        assert_eq!(
+            callable.names,
+            expected.split_whitespace().collect::<Vec<_>>().join(" "),
+            "{role}"
+        );
+    }
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let table = privileges_table();
     assert!(
