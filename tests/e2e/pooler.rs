@@ -53,9 +53,10 @@ async fn the_example_works_through_pgbouncer_in_transaction_mode() {
     let changes = changes_of(&mut admin, "posts");
     assert_eq!(changes.len(), 60, "an insert and an update per post");
     for (id, author, editor) in written {
+        let key = id.to_string();
         let of_post: Vec<_> = changes
             .iter()
-            .filter(|c| c.table_pk["id"] == id.to_string())
+            .filter(|c| c.table_pk["id"] == key.as_str())
             .map(|c| {
                 let tx = txs.iter().find(|t| t.id == c.transaction_id).unwrap();
                 (c.op.as_str(), tx.actor.clone())
