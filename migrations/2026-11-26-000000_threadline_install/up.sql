@@ -710,6 +710,21 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            AND (k.coll IS DISTINCT FROM a.attcollation OR NOT coalesce(c.collisdeterministic, true)));
 $$;
 
+-- Whether a valid, unique, non-partial, non-deferrable index over exactly these NOT NULL
+-- columns, comparing them as they compare, backs a policy's primary_key.
+CREATE FUNCTION threadline.key_index_exists(rel regclass, cols text[]) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_index i
+         WHERE i.indrelid = rel AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+           AND i.indexprs IS NULL AND i.indimmediate AND i.indnkeyatts = cardinality(cols)
+           AND threadline.index_compares_as_columns(i.indexrelid)
+           AND (SELECT array_agg(a.attname::text ORDER BY a.attname)
+                  FROM pg_attribute a
+                 WHERE a.attrelid = rel AND a.attnum = ANY (i.indkey[0:i.indnkeyatts - 1]) AND a.attnotnull)
+               = (SELECT array_agg(x ORDER BY x) FROM unnest(cols) x));
+$$;
+
 -- The key columns capture identifies rows by: the policy's primary_key, which a
 -- unique index over non-null columns must back, or the table's primary key.
 CREATE FUNCTION threadline.key_columns(rel regclass, policy jsonb) RETURNS text[]
@@ -722,15 +737,7 @@ DECLARE
 BEGIN
     IF jsonb_typeof(policy -> 'primary_key') = 'array' THEN
         v_pk := ARRAY(SELECT jsonb_array_elements_text(policy -> 'primary_key'));
-        IF NOT EXISTS (
-            SELECT 1 FROM pg_index i
-             WHERE i.indrelid = rel AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
-               AND i.indexprs IS NULL AND i.indimmediate AND i.indnkeyatts = cardinality(v_pk)
-               AND threadline.index_compares_as_columns(i.indexrelid)
-               AND (SELECT array_agg(a.attname::text ORDER BY a.attname)
-                      FROM pg_attribute a
-                     WHERE a.attrelid = rel AND a.attnum = ANY (i.indkey[0:i.indnkeyatts - 1]) AND a.attnotnull)
-                   = (SELECT array_agg(x ORDER BY x) FROM unnest(v_pk) x)) THEN
+        IF NOT threadline.key_index_exists(rel, v_pk) THEN
             RAISE EXCEPTION 'threadline: no unique index of % covers exactly the key (%) over NOT NULL columns', rel, array_to_string(v_pk, ', ')
                 USING ERRCODE = '22023',
                       HINT = 'Create a unique, non-partial, non-deferrable index on those columns, with their own deterministic collations, and make them NOT NULL, or name the columns of an existing one.';
@@ -1613,6 +1620,110 @@ END
 $$;
 
 ---------------------------------------------------------------------------------------
+-- Health: what keeps capture from being whole, read from the catalog alone.
+---------------------------------------------------------------------------------------
+
+-- One row per finding, from one catalog snapshot (no audited data is read, so it needs no
+-- grant on the audited tables and works through any pooler): its severity ('error' when
+-- changes go or may go unrecorded, 'warning' otherwise), the audited table (null for the
+-- install itself), a stable code, what is wrong, and the SQL that fixes it.
+--   trigger_missing, trigger_disabled, trigger_replica_only, trigger_duplicated,
+--   capture_stale (a column added, dropped or renamed while the event triggers were absent),
+--   key_not_unique (the policy's key lost its unique index), table_missing,
+--   capture_owner (capture does not run as threadline_capture),
+--   event_triggers_missing, event_trigger_disabled
+CREATE FUNCTION threadline.capture_findings()
+RETURNS TABLE (severity text, table_schema text, table_name text, code text, detail text, fix text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH audited AS (
+        SELECT t.*, c.oid IS NOT NULL AS present, format('%I.%I', t.table_schema, t.table_name) AS qualified,
+               (SELECT p.oid FROM pg_proc p
+                 WHERE p.pronamespace = 'threadline'::regnamespace AND p.proname = t.function_name) AS function_oid
+          FROM threadline.audited_tables t
+          LEFT JOIN pg_class c ON c.oid = t.relid),
+    nodes AS (
+        SELECT a.*, n.relid AS node, c.relkind, n.relid::regclass::text AS node_name
+          FROM audited a
+          CROSS JOIN LATERAL (SELECT a.relid UNION SELECT x.relid FROM pg_partition_tree(a.relid) x) n(relid)
+          JOIN pg_class c ON c.oid = n.relid
+         WHERE a.present),
+    expected AS (
+        SELECT nd.*, e.name
+          FROM nodes nd
+          CROSS JOIN LATERAL unnest(ARRAY['threadline_insert', 'threadline_update', 'threadline_delete']
+                                    || CASE WHEN nd.relkind = 'r' THEN ARRAY['threadline_truncate'] ELSE '{}' END) e(name)),
+    triggers AS (
+        SELECT nd.*, tg.tgname::text AS tgname, tg.tgenabled
+          FROM nodes nd JOIN pg_trigger tg ON tg.tgrelid = nd.node AND tg.tgfoid = nd.function_oid)
+    SELECT 'error', e.table_schema, e.table_name, 'trigger_missing',
+           format('%s has no capture trigger %s: its %s statements are not recorded', e.node_name, e.name,
+                  upper(replace(e.name, 'threadline_', ''))),
+           format('SELECT threadline.refresh_table(%L);', e.qualified)
+      FROM expected e
+     WHERE NOT EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgrelid = e.node AND tg.tgname = e.name
+                                                     AND tg.tgfoid = e.function_oid)
+    UNION ALL
+    SELECT 'error', t.table_schema, t.table_name,
+           CASE t.tgenabled WHEN 'D' THEN 'trigger_disabled' ELSE 'trigger_replica_only' END,
+           format('capture trigger %s on %s is %s', t.tgname, t.node_name,
+                  CASE t.tgenabled WHEN 'D' THEN 'disabled' ELSE 'enabled for replication sessions only' END),
+           format('ALTER TABLE %s ENABLE TRIGGER %I;', t.node_name, t.tgname)
+      FROM triggers t
+     WHERE t.tgenabled IN ('D', 'R')
+       AND t.tgname IN ('threadline_insert', 'threadline_update', 'threadline_delete', 'threadline_truncate')
+    UNION ALL
+    SELECT 'error', t.table_schema, t.table_name, 'trigger_duplicated',
+           format('%s calls its capture function from a second trigger %s: its changes are recorded twice',
+                  t.node_name, t.tgname),
+           format('DROP TRIGGER %I ON %s;', t.tgname, t.node_name)
+      FROM triggers t
+     WHERE t.tgname NOT IN ('threadline_insert', 'threadline_update', 'threadline_delete', 'threadline_truncate')
+    UNION ALL
+    SELECT 'error', a.table_schema, a.table_name, 'capture_stale',
+           format('the capture of %s predates a change of its columns: new columns are not recorded', a.qualified),
+           format('SELECT threadline.refresh_table(%L);', a.qualified)
+      FROM audited a
+     WHERE a.present AND a.columns <> threadline.column_snapshot(a.relid)
+    UNION ALL
+    SELECT 'error', a.table_schema, a.table_name, 'key_not_unique',
+           format('no valid unique index of %s covers the policy''s key (%s): rows cannot be told apart',
+                  a.qualified, array_to_string(a.key_columns, ', ')),
+           format('CREATE UNIQUE INDEX ON %s (%s);', a.qualified,
+                  (SELECT string_agg(format('%I', k), ', ') FROM unnest(a.key_columns) k))
+      FROM audited a
+     WHERE a.present AND jsonb_typeof(a.policy -> 'primary_key') = 'array'
+       AND NOT threadline.key_index_exists(a.relid, a.key_columns)
+    UNION ALL
+    SELECT 'warning', a.table_schema, a.table_name, 'table_missing',
+           format('the audited table %s is not where its policy says (restored into new oids?)', a.qualified),
+           format('SELECT threadline.refresh_table(%L);', a.qualified)
+      FROM audited a
+     WHERE NOT a.present
+    UNION ALL
+    SELECT 'warning', a.table_schema, a.table_name, 'capture_owner',
+           format('the capture of %s runs as %s, not as threadline_capture', a.qualified,
+                  (SELECT p.proowner::regrole::text FROM pg_proc p WHERE p.oid = a.function_oid)),
+           format('SELECT threadline.refresh_table(%L);  -- as a superuser', a.qualified)
+      FROM audited a
+     WHERE a.present AND EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'threadline_capture')
+       AND (SELECT p.proowner FROM pg_proc p WHERE p.oid = a.function_oid)
+           IS DISTINCT FROM (SELECT r.oid FROM pg_roles r WHERE r.rolname = 'threadline_capture')
+    UNION ALL
+    SELECT 'warning', NULL, NULL, 'event_triggers_missing',
+           format('the event trigger %s is missing: schema changes of audited tables are not followed, and their owners can drop or disable capture unseen', e.name),
+           'Install Threadline as a superuser (the install creates the event triggers), or run SELECT threadline.refresh_table(''schema.table'') after each ALTER TABLE.'
+      FROM unnest(ARRAY['threadline_ddl_command_end', 'threadline_sql_drop']) e(name)
+     WHERE NOT EXISTS (SELECT 1 FROM pg_event_trigger et WHERE et.evtname = e.name)
+    UNION ALL
+    SELECT 'error', NULL, NULL, 'event_trigger_disabled',
+           format('the event trigger %s is disabled: schema changes of audited tables are not followed', et.evtname),
+           format('ALTER EVENT TRIGGER %I ENABLE;', et.evtname)
+      FROM pg_event_trigger et
+     WHERE et.evtname IN ('threadline_ddl_command_end', 'threadline_sql_drop') AND et.evtenabled = 'D'
+    ORDER BY 1, 2, 3, 4, 5;
+$$;
+
+---------------------------------------------------------------------------------------
 -- Privileges: applications write audited tables and call the context functions; the
 -- audit tables themselves are closed to them.
 ---------------------------------------------------------------------------------------
@@ -1658,6 +1769,10 @@ BEGIN
             threadline.render_key(text, text, jsonb),
             threadline.row_in_partition(text, text, text, jsonb),
             threadline.table_policy(regclass),
+            threadline.capture_findings(),
+            threadline.column_snapshot(regclass),
+            threadline.key_index_exists(regclass, text[]),
+            threadline.index_compares_as_columns(oid),
             threadline.base_type(oid),
             threadline.key_kind(oid)
         TO threadline_reader;

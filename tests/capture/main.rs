@@ -4,6 +4,7 @@
 mod support;
 
 mod hardening;
+mod health;
 mod install;
 mod keys;
 mod partitions;

@@ -178,6 +178,11 @@ const MATRIX: &[(&str, &str, [bool; 4])] = &[
         [false, true, false, true],
     ),
     (
+        "check health: `capture_findings`",
+        "SELECT * FROM threadline.capture_findings()",
+        [false, true, false, true],
+    ),
+    (
         "insert audit changes",
         "INSERT INTO threadline.audit_changes (transaction_id, table_schema, table_name, table_pk, op, captured_at) VALUES (1, 'public', 'posts', '{}', 'insert', now())",
         [false, false, true, true],
@@ -287,7 +292,8 @@ fn every_role_may_do_exactly_what_the_privileges_matrix_says() {
         ),
         (
             "threadline_reader",
-            "base_type begin_audit current_transaction_id key_kind optional_text record_action render_key \
+            "base_type begin_audit capture_findings column_snapshot current_transaction_id \
+             index_compares_as_columns key_index_exists key_kind optional_text record_action render_key \
              row_in_partition set_actor table_policy validate_actor validate_label",
         ),
         (

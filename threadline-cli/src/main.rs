@@ -4,11 +4,13 @@
 //! policies of the `#[derive(Audited)]` models (`threadline gen-triggers`). It prints the
 //! schema SQL, for installing Threadline with psql or any migration tool
 //! (`threadline install-sql | psql "$DATABASE_URL"`), and reads the audit trail: the
-//! timeline, a row's history, a row as of a time, one transaction's changes, and exports.
+//! timeline, a row's history, a row as of a time, one transaction's changes, and exports;
+//! and checks that capture is whole (`threadline health`).
 
 mod args;
 mod export;
 mod gen_triggers;
+mod health;
 mod install;
 mod migrations;
 mod models;
@@ -33,6 +35,7 @@ commands:
   as-of           show a row as it was at a time
   incident        show one transaction: its context, action and per-field changes
   export          write the changes a filter selects as CSV, JSON or NDJSON
+  health          report which tables are audited and what keeps capture from being whole
   install-sql     print the SQL that installs the threadline schema
   uninstall-sql   print the SQL that removes it, with every audit row
   --version       print the version
@@ -45,7 +48,7 @@ trail connect to --database-url URL, else to $DATABASE_URL.";
 type Run = fn(&Args) -> Result<(), Failure>;
 
 /// The commands that take arguments, with what each accepts and how it runs.
-static COMMANDS: [(&Spec, Run); 7] = [
+static COMMANDS: [(&Spec, Run); 8] = [
     (&install::INSTALL, install::install),
     (&gen_triggers::GEN_TRIGGERS, gen_triggers::gen_triggers),
     (&read::TIMELINE, read::timeline),
@@ -53,6 +56,7 @@ static COMMANDS: [(&Spec, Run); 7] = [
     (&read::AS_OF, read::as_of),
     (&read::INCIDENT, read::incident),
     (&export::EXPORT, export::export),
+    (&health::HEALTH, health::health),
 ];
 
 /// Why a command failed, and so its exit status.

@@ -667,3 +667,50 @@ fn mistakes_are_usage_errors_with_hints() {
     let help = threadline(&["--help"]);
     assert!(help.stdout.contains("incident"), "{help:?}");
 }
+
+#[test]
+fn health_reports_coverage_and_strict_fails_on_an_error_finding_until_fixed() {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    exec(
+        &mut conn,
+        "CREATE TABLE posts (id int PRIMARY KEY); CREATE TABLE drafts (id int PRIMARY KEY);
+         SELECT threadline.audit_table('posts');",
+    );
+    let text = run(&db, "health", &["--strict"]).ok().to_owned();
+    assert!(text.contains("covered              public.posts"), "{text}");
+    assert!(text.contains("UNCOVERED            public.drafts"), "{text}");
+    assert!(
+        text.contains("summary: 1 covered, 1 uncovered, 0 expected uncovered; 0 errors, 0 warnings"),
+        "{text}"
+    );
+
+    exec(
+        &mut conn,
+        "ALTER EVENT TRIGGER threadline_ddl_command_end DISABLE; ALTER TABLE posts DISABLE TRIGGER threadline_insert;",
+    );
+    let strict = run(&db, "health", &["--strict", "--json"]);
+    assert_eq!(strict.code, 1, "{strict:?}");
+    assert!(strict.stderr.contains("error-level findings (--strict)"), "{strict:?}");
+    let json: Value = serde_json::from_str(&strict.stdout).unwrap();
+    assert_eq!(
+        json["summary"],
+        json!({"covered": 0, "uncovered": 2, "expected_uncovered": 0, "errors": 2, "warnings": 0})
+    );
+    assert_eq!(
+        json["findings"][1],
+        json!({"severity": "error", "table": "public.posts", "code": "trigger_disabled",
+               "detail": "capture trigger threadline_insert on public.posts is disabled",
+               "fix": "ALTER TABLE public.posts ENABLE TRIGGER threadline_insert;"})
+    );
+    assert_eq!(
+        run(&db, "health", &[]).code,
+        0,
+        "without --strict a finding is reported, not fatal"
+    );
+    for finding in json["findings"].as_array().unwrap() {
+        exec(&mut conn, finding["fix"].as_str().unwrap());
+    }
+    run(&db, "health", &["--strict"]).ok();
+    run(&db, "health", &["--schema", "public", "--all-schemas"]).fails(2, "not both");
+}

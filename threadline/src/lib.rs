@@ -40,6 +40,7 @@ pub mod blocking;
 mod context;
 mod error;
 pub mod export;
+pub mod health;
 pub mod model;
 pub mod read;
 pub mod schema;

@@ -31,7 +31,7 @@
 //! ```
 
 mod cursor;
-mod exec;
+pub(crate) mod exec;
 #[cfg(all(test, feature = "testing"))]
 mod explain;
 mod filter;

@@ -1,0 +1,88 @@
+//! `threadline health`: coverage of the user tables and the findings that keep capture from
+//! being whole.
+
+use std::io::{self, Write};
+
+use threadline::health::{Coverage, HealthCheck, Severity};
+
+use crate::args::{Args, Spec};
+use crate::{Failure, connect};
+
+/// `threadline health`.
+pub static HEALTH: Spec = Spec {
+    command: "health",
+    positionals: &[],
+    options: &["schema"],
+    switches: &["all-schemas", "strict", "json"],
+    filters: false,
+    database: true,
+    help: "usage: threadline health [--schema S | --all-schemas] [--strict] [--json]
+
+Reports whether each user table's changes are recorded (covered, uncovered, or
+expected uncovered: __diesel_schema_migrations), and every finding that keeps capture
+from being whole, with the SQL that fixes it. Reads the catalog only.
+
+options:
+  --schema S            the schema to check (default public)
+  --all-schemas         every schema but PostgreSQL's and Threadline's own
+  --strict              exit 1 when any finding is an error
+  --json                print {\"schema_version\", \"tables\": [{\"table\", \"coverage\"}],
+                        \"findings\": [{\"severity\", \"table\", \"code\", \"detail\", \"fix\"}],
+                        \"summary\": {\"covered\", \"uncovered\", \"expected_uncovered\", \"errors\", \"warnings\"}}
+  --database-url URL    the database (default: $DATABASE_URL)",
+};
+
+/// Runs `threadline health`.
+pub fn health(args: &Args) -> Result<(), Failure> {
+    let mut check = HealthCheck::new();
+    match (args.value("schema"), args.switch("all-schemas")) {
+        (Some(_), true) => return Err(HEALTH.usage("give --schema or --all-schemas, not both")),
+        (Some(schema), false) => check = check.schema(schema),
+        (None, true) => check = check.all_schemas(),
+        (None, false) => {}
+    }
+    let report = check.run_blocking(&mut connect(args)?)?;
+    let (covered, uncovered, expected) = report.counts();
+    let errors = report.findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let warnings = report.findings.len() - errors;
+    let mut out = io::stdout().lock();
+    if args.switch("json") {
+        let json = serde_json::json!({
+            "schema_version": report.schema_version,
+            "tables": report.tables,
+            "findings": report.findings,
+            "summary": {"covered": covered, "uncovered": uncovered, "expected_uncovered": expected,
+                        "errors": errors, "warnings": warnings},
+        });
+        writeln!(out, "{json}")?;
+    } else {
+        for table in &report.tables {
+            let coverage = match table.coverage {
+                Coverage::Covered => "covered",
+                Coverage::Uncovered => "UNCOVERED",
+                Coverage::ExpectedUncovered => "expected uncovered",
+            };
+            writeln!(out, "{coverage:<20} {}", table.table)?;
+        }
+        for finding in &report.findings {
+            let severity = match finding.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            writeln!(
+                out,
+                "\n{severity}[{}]: {}\n  fix: {}",
+                finding.code, finding.detail, finding.fix
+            )?;
+        }
+        writeln!(
+            out,
+            "\nsummary: {covered} covered, {uncovered} uncovered, {expected} expected uncovered; {errors} errors, {warnings} warnings"
+        )?;
+    }
+    out.flush()?;
+    if args.switch("strict") && errors > 0 {
+        return Err(Failure::Runtime(format!("{errors} error-level findings (--strict)")));
+    }
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! Health: proof that capture is switched on, whole, and as installed.
+//!
+//! [`HealthCheck::run`] reads the catalog once (never audited data, so it needs no grant on
+//! the audited tables and works through any pooler) and reports each user table's
+//! [`Coverage`] and every [`Finding`] that keeps capture from being whole, each with the SQL
+//! that fixes it. It needs the `threadline_reader` role, or the installer's.
+//!
+//! ```no_run
+//! # fn demo(conn: &mut diesel::PgConnection) -> Result<(), threadline::Error> {
+//! use threadline::health::{HealthCheck, Severity};
+//!
+//! let report = HealthCheck::new().run_blocking(conn)?;
+//! for finding in report.findings.iter().filter(|f| f.severity == Severity::Error) {
+//!     eprintln!("{}: {}\n  fix: {}", finding.code, finding.detail, finding.fix);
+//! }
+//! # Ok(()) }
+//! ```
+
+use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use diesel::{PgConnection, QueryableByName};
+use diesel_async::AsyncPgConnection;
+use serde::Serialize;
+
+use crate::Error;
+use crate::read::TableName;
+use crate::read::exec::{Db, ready};
+use crate::read::sql::{Bind, Sql};
+use crate::schema::SCHEMA_VERSION;
+
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Changes go, or may go, unrecorded.
+    Error,
+    /// Capture records everything, but not as it should (a weaker privilege model, an
+    /// outdated install).
+    Warning,
+}
+
+/// One thing that keeps capture from being whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// How much it matters.
+    pub severity: Severity,
+    /// The audited table it concerns; `None` for the install itself.
+    pub table: Option<String>,
+    /// A stable code: `trigger_missing`, `trigger_disabled`, `trigger_replica_only`,
+    /// `trigger_duplicated`, `capture_stale`, `key_not_unique`, `table_missing`,
+    /// `capture_owner`, `event_triggers_missing`, `event_trigger_disabled` or
+    /// `schema_outdated`.
+    pub code: String,
+    /// What is wrong, naming objects, never row values.
+    pub detail: String,
+    /// The SQL (or the step) that fixes it.
+    pub fix: String,
+}
+
+/// Whether a table's changes are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Coverage {
+    /// Audited, with every capture trigger present and enabled.
+    Covered,
+    /// Not audited, or audited with an error-level finding.
+    Uncovered,
+    /// Not audited, as expected ([`HealthCheck::expect_unaudited`]).
+    ExpectedUncovered,
+}
+
+/// One user table and its coverage (partitions count under their parent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableCoverage {
+    /// `schema.table`.
+    pub table: String,
+    /// Whether its changes are recorded.
+    pub coverage: Coverage,
+}
+
+/// What a [`HealthCheck`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthReport {
+    /// The installed schema version.
+    pub schema_version: i32,
+    /// Every user table in the checked schemas, by name.
+    pub tables: Vec<TableCoverage>,
+    /// Every finding, errors first.
+    pub findings: Vec<Finding>,
+}
+
+impl HealthReport {
+    /// Whether any finding is an error.
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+
+    /// How many tables have each coverage: covered, uncovered, expected uncovered.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let count = |c| self.tables.iter().filter(|t| t.coverage == c).count();
+        (
+            count(Coverage::Covered),
+            count(Coverage::Uncovered),
+            count(Coverage::ExpectedUncovered),
+        )
+    }
+}
+
+/// What to check: one schema (default `public`) or every non-system schema, and the tables
+/// expected to stay unaudited (Diesel's `__diesel_schema_migrations` by default).
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    schema: Option<String>,
+    expected_unaudited: Vec<TableName>,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            schema: Some("public".to_owned()),
+            expected_unaudited: vec![
+                TableName::new("public", "__diesel_schema_migrations").expect("a valid table name"),
+            ],
+        }
+    }
+}
+
+impl HealthCheck {
+    /// Checks schema `public`, expecting `__diesel_schema_migrations` unaudited.
+    pub fn new() -> Self {
+        HealthCheck::default()
+    }
+
+    /// Checks one schema.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// Checks every schema but PostgreSQL's and Threadline's own.
+    pub fn all_schemas(mut self) -> Self {
+        self.schema = None;
+        self
+    }
+
+    /// Expects a table to stay unaudited: it is reported as expected-uncovered.
+    pub fn expect_unaudited(mut self, table: TableName) -> Self {
+        self.expected_unaudited.push(table);
+        self
+    }
+
+    /// Runs the check.
+    pub async fn run(&self, conn: &mut AsyncPgConnection) -> Result<HealthReport, Error> {
+        check(conn, self).await
+    }
+
+    /// [`HealthCheck::run`] on a blocking connection.
+    pub fn run_blocking(&self, conn: &mut PgConnection) -> Result<HealthReport, Error> {
+        ready(check(conn, self))
+    }
+}
+
+#[derive(QueryableByName)]
+struct FindingRow {
+    #[diesel(sql_type = Text)]
+    severity: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    table_schema: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    table_name: Option<String>,
+    #[diesel(sql_type = Text)]
+    code: String,
+    #[diesel(sql_type = Text)]
+    detail: String,
+    #[diesel(sql_type = Text)]
+    fix: String,
+}
+
+#[derive(QueryableByName)]
+struct TableRow {
+    #[diesel(sql_type = Text)]
+    table_schema: String,
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Bool)]
+    audited: bool,
+}
+
+#[derive(QueryableByName)]
+struct VersionRow {
+    #[diesel(sql_type = Integer)]
+    version: i32,
+}
+
+/// `schema.table` as the reports name tables.
+fn qualified(schema: &str, name: &str) -> String {
+    format!("{schema}.{name}")
+}
+
+async fn check<C: Db>(conn: &mut C, options: &HealthCheck) -> Result<HealthReport, Error> {
+    let version = conn
+        .load::<VersionRow>(Sql::new(
+            "SELECT max(version) AS version FROM threadline.schema_version",
+        ))
+        .await?
+        .pop()
+        .map_or(0, |v| v.version);
+    let mut sql = Sql::new(
+        "SELECT n.nspname::text AS table_schema, c.relname::text AS table_name,
+                EXISTS (SELECT 1 FROM threadline.audited_tables t WHERE t.relid = c.oid) AS audited
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
+            AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'threadline')
+            AND n.nspname NOT LIKE 'pg\\_%'",
+    );
+    if let Some(schema) = &options.schema {
+        sql.push(" AND n.nspname = ").bind(Bind::Text(schema.clone()));
+    }
+    sql.push(" ORDER BY 1, 2");
+    let tables = conn.load::<TableRow>(sql).await?;
+    let in_scope = |schema: &str| options.schema.as_deref().is_none_or(|s| s == schema);
+    let mut findings: Vec<Finding> = conn
+        .load::<FindingRow>(Sql::new("SELECT * FROM threadline.capture_findings()"))
+        .await?
+        .into_iter()
+        .filter(|f| f.table_schema.as_deref().is_none_or(in_scope))
+        .map(|f| Finding {
+            severity: if f.severity == "error" {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            table: f.table_schema.zip(f.table_name).map(|(s, n)| qualified(&s, &n)),
+            code: f.code,
+            detail: f.detail,
+            fix: f.fix,
+        })
+        .collect();
+    if version < SCHEMA_VERSION {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            table: None,
+            code: "schema_outdated".to_owned(),
+            detail: format!("threadline schema version {version} is installed; this release knows {SCHEMA_VERSION}"),
+            fix: "Run the upgrade migration of this release (diesel migration run).".to_owned(),
+        });
+    }
+    findings.sort_by(|a, b| (a.severity, &a.table, &a.code).cmp(&(b.severity, &b.table, &b.code)));
+    let tables = tables
+        .into_iter()
+        .map(|t| {
+            let name = qualified(&t.table_schema, &t.table_name);
+            let broken = findings
+                .iter()
+                .any(|f| f.severity == Severity::Error && f.table.as_deref() == Some(name.as_str()));
+            let expected = options
+                .expected_unaudited
+                .iter()
+                .any(|e| e.schema() == t.table_schema && e.name() == t.table_name);
+            let coverage = match (t.audited, broken, expected) {
+                (true, false, _) => Coverage::Covered,
+                (false, _, true) => Coverage::ExpectedUncovered,
+                _ => Coverage::Uncovered,
+            };
+            TableCoverage { table: name, coverage }
+        })
+        .collect();
+    Ok(HealthReport {
+        schema_version: version,
+        tables,
+        findings,
+    })
+}
