@@ -178,8 +178,8 @@ const MATRIX: &[(&str, &str, [bool; 4])] = &[
         [false, true, false, true],
     ),
     (
-        "check health: `capture_findings`",
-        "SELECT * FROM threadline.capture_findings()",
+        "check health: `health_findings`",
+        "SELECT * FROM threadline.health_findings()",
         [false, true, false, true],
     ),
     (
@@ -292,7 +292,7 @@ fn every_role_may_do_exactly_what_the_privileges_matrix_says() {
         ),
         (
             "threadline_reader",
-            "base_type begin_audit capture_findings column_snapshot current_transaction_id \
+            "base_type begin_audit column_snapshot current_transaction_id health_findings \
              index_compares_as_columns key_index_exists key_kind optional_text record_action render_key \
              row_in_partition set_actor table_policy validate_actor validate_label",
         ),

@@ -1632,7 +1632,7 @@ $$;
 --   key_not_unique (the policy's key lost its unique index), table_missing,
 --   capture_owner (capture does not run as threadline_capture),
 --   event_triggers_missing, event_trigger_disabled
-CREATE FUNCTION threadline.capture_findings()
+CREATE FUNCTION threadline.health_findings()
 RETURNS TABLE (severity text, table_schema text, table_name text, code text, detail text, fix text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH audited AS (
@@ -1769,7 +1769,7 @@ BEGIN
             threadline.render_key(text, text, jsonb),
             threadline.row_in_partition(text, text, text, jsonb),
             threadline.table_policy(regclass),
-            threadline.capture_findings(),
+            threadline.health_findings(),
             threadline.column_snapshot(regclass),
             threadline.key_index_exists(regclass, text[]),
             threadline.index_compares_as_columns(oid),

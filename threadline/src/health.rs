@@ -219,7 +219,7 @@ async fn check<C: Db>(conn: &mut C, options: &HealthCheck) -> Result<HealthRepor
     let tables = conn.load::<TableRow>(sql).await?;
     let in_scope = |schema: &str| options.schema.as_deref().is_none_or(|s| s == schema);
     let mut findings: Vec<Finding> = conn
-        .load::<FindingRow>(Sql::new("SELECT * FROM threadline.capture_findings()"))
+        .load::<FindingRow>(Sql::new("SELECT * FROM threadline.health_findings()"))
         .await?
         .into_iter()
         .filter(|f| f.table_schema.as_deref().is_none_or(in_scope))
