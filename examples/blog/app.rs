@@ -22,8 +22,8 @@ use diesel::connection::CacheSize;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -487,11 +487,16 @@ pub async fn pool(database_url: &str) -> Result<DbPool, diesel_async::pooled_con
 /// A pool for a database reached through a pooler in transaction mode (PgBouncer before
 /// 1.21, or without `max_prepared_statements`): each statement is prepared afresh inside its
 /// transaction, since a statement cached on one server connection would be missing on the
-/// next one the pooler hands out.
+/// next one the pooler hands out; and a pooled connection is checked with a simple-protocol
+/// `SELECT 1`, since the default check prepares a statement outside any transaction, whose
+/// two round trips the pooler may send to two server connections.
 pub async fn pool_behind_transaction_pooler(
     database_url: &str,
 ) -> Result<DbPool, diesel_async::pooled_connection::PoolError> {
     let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|conn: &mut AsyncPgConnection| {
+        Box::pin(conn.batch_execute("SELECT 1"))
+    }));
     config.custom_setup = Box::new(|url| {
         Box::pin(async move {
             let mut conn = AsyncPgConnection::establish(url).await?;

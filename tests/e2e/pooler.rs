@@ -24,7 +24,7 @@ async fn the_example_works_through_pgbouncer_in_transaction_mode() {
     let service = test::init_service(app::app(pool)).await;
 
     let requests = (0..30u32).map(|n| {
-        let service = &service;
+        let (service, bouncer) = (&service, &bouncer);
         async move {
             let author = 1 + n % 3;
             let created = answer(
@@ -33,16 +33,26 @@ async fn the_example_works_through_pgbouncer_in_transaction_mode() {
                     .await,
             )
             .await;
-            assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+            assert_eq!(
+                created.status,
+                StatusCode::CREATED,
+                "{created:?}\npgbouncer: {}",
+                bouncer.log()
+            );
             let id = created.body["id"].as_i64().unwrap();
             let editor = 1 + (n + 1) % 3;
             let patch = as_user(TestRequest::patch().uri(&format!("/posts/{id}")), editor)
                 .set_json(json!({"title": format!("edited {n}")}));
             let edited = answer(service.call(patch.to_request()).await).await;
-            assert_eq!(edited.status, StatusCode::OK, "{edited:?}");
+            assert_eq!(
+                edited.status,
+                StatusCode::OK,
+                "{edited:?}\npgbouncer: {}",
+                bouncer.log()
+            );
             let history = TestRequest::get().uri(&format!("/posts/{id}/history"));
             let read = answer(service.call(history.to_request()).await).await;
-            assert_eq!(read.status, StatusCode::OK, "{read:?}");
+            assert_eq!(read.status, StatusCode::OK, "{read:?}\npgbouncer: {}", bouncer.log());
             (id, author, editor)
         }
     });

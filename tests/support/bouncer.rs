@@ -80,6 +80,11 @@ impl Bouncer {
         }
     }
 
+    /// What PgBouncer has logged so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("pgbouncer.log")).unwrap_or_default()
+    }
+
     /// `url` with its host and port replaced by PgBouncer's.
     pub fn url(&self, url: &str) -> String {
         let (scheme_user, rest) = url.split_once('@').expect("user in URL");
