@@ -19,45 +19,42 @@ COMMENT ON SCHEMA threadline IS 'Threadline audit trail: captured row changes, t
 -- are superusers or the installing role.
 DO $$
 DECLARE
+    r record;
     v_role pg_roles;
 BEGIN
-    BEGIN
-        CREATE ROLE threadline_capture NOLOGIN;
-    EXCEPTION
-        WHEN duplicate_object OR unique_violation THEN NULL;
-        WHEN insufficient_privilege THEN
-            RAISE WARNING 'threadline: could not create the role threadline_capture; capture runs as the installing role'
-                USING HINT = 'Install as a superuser or a role with CREATEROLE so that capture runs as a role that can only insert audit rows.';
-    END;
-    SELECT * INTO v_role FROM pg_roles WHERE rolname = 'threadline_capture';
-    IF FOUND AND (v_role.rolcanlogin OR v_role.rolsuper OR v_role.rolcreaterole OR v_role.rolcreatedb
-                  OR v_role.rolreplication OR v_role.rolbypassrls
-                  OR EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = v_role.oid)
-                  OR EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member
-                              WHERE m.roleid = v_role.oid AND NOT r.rolsuper AND r.rolname <> current_user)) THEN
-        RAISE EXCEPTION 'threadline: the role threadline_capture exists with privileges it must not have'
-            USING ERRCODE = '42501',
-                  DETAIL = 'Capture runs as this role; it must be NOLOGIN, without attributes or memberships, and only superusers or the installer may be its members.',
-                  HINT = 'Drop it or strip it (ALTER ROLE threadline_capture NOLOGIN NOSUPERUSER ...; REVOKE its memberships), then install again.';
-    END IF;
-    -- The read-only role for support staff and the CLI: GRANT threadline_reader TO a login role.
-    BEGIN
-        CREATE ROLE threadline_reader NOLOGIN;
-    EXCEPTION
-        WHEN duplicate_object OR unique_violation THEN NULL;
-        WHEN insufficient_privilege THEN
-            RAISE WARNING 'threadline: could not create the role threadline_reader'
-                USING HINT = 'Grant a support role SELECT on the threadline tables and EXECUTE on its read helpers instead.';
-    END;
-    SELECT * INTO v_role FROM pg_roles WHERE rolname = 'threadline_reader';
-    IF FOUND AND (v_role.rolcanlogin OR v_role.rolsuper OR v_role.rolcreaterole OR v_role.rolcreatedb
-                  OR v_role.rolreplication OR v_role.rolbypassrls
-                  OR EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = v_role.oid)) THEN
-        RAISE EXCEPTION 'threadline: the role threadline_reader exists with privileges it must not have'
-            USING ERRCODE = '42501',
-                  DETAIL = 'Members of this role read the whole trail; it must be NOLOGIN, without attributes or memberships.',
-                  HINT = 'Drop it or strip it, then install again.';
-    END IF;
+    FOR r IN SELECT * FROM (VALUES
+        ('threadline_capture', true,
+         'threadline: could not create the role threadline_capture; capture runs as the installing role',
+         'Install as a superuser or a role with CREATEROLE so that capture runs as a role that can only insert audit rows.',
+         'Capture runs as this role; it must be NOLOGIN, without attributes or memberships, and only superusers or the installer may be its members.',
+         'Drop it or strip it (ALTER ROLE threadline_capture NOLOGIN NOSUPERUSER ...; REVOKE its memberships), then install again.'),
+        -- the read-only role for support staff and the CLI: GRANT threadline_reader TO a login role
+        ('threadline_reader', false,
+         'threadline: could not create the role threadline_reader',
+         'Grant a support role SELECT on the threadline tables and EXECUTE on its read helpers instead.',
+         'Members of this role read the whole trail; it must be NOLOGIN, without attributes or memberships.',
+         'Drop it or strip it, then install again.')
+    ) AS roles(name, members_checked, warning, warning_hint, detail, hint)
+    LOOP
+        BEGIN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r.name);
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN NULL;
+            WHEN insufficient_privilege THEN
+                RAISE WARNING '%', r.warning USING HINT = r.warning_hint;
+        END;
+        SELECT * INTO v_role FROM pg_roles WHERE rolname = r.name;
+        IF FOUND AND (v_role.rolcanlogin OR v_role.rolsuper OR v_role.rolcreaterole OR v_role.rolcreatedb
+                      OR v_role.rolreplication OR v_role.rolbypassrls
+                      OR EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = v_role.oid)
+                      -- capture's members could act as it: only superusers and the installer may be
+                      OR (r.members_checked
+                          AND EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles x ON x.oid = m.member
+                                       WHERE m.roleid = v_role.oid AND NOT x.rolsuper AND x.rolname <> current_user))) THEN
+            RAISE EXCEPTION 'threadline: the role % exists with privileges it must not have', r.name
+                USING ERRCODE = '42501', DETAIL = r.detail, HINT = r.hint;
+        END IF;
+    END LOOP;
 END
 $$;
 
@@ -1544,11 +1541,11 @@ BEGIN
           JOIN threadline.audited_tables t ON t.relid = x
     LOOP
         PERFORM threadline.refresh_capture(v_function);
+        -- recorded under the name the refresh just stored (a rename is recorded as the new name)
+        PERFORM threadline.record_schema_event(t.table_schema, t.table_name, TG_TAG,
+                    (SELECT array_agg(DISTINCT cmd.object_identity) FROM pg_event_trigger_ddl_commands() cmd))
+           FROM threadline.audited_tables t WHERE t.function_name = v_function;
     END LOOP;
-    PERFORM threadline.record_schema_event(t.table_schema, t.table_name, TG_TAG,
-                (SELECT array_agg(DISTINCT cmd.object_identity) FROM pg_event_trigger_ddl_commands() cmd))
-       FROM threadline.touched_audited_tables() x
-       JOIN threadline.audited_tables t ON t.relid = x;
 END
 $$;
 

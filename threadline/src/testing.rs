@@ -276,6 +276,7 @@ rm -rf "$1"
 "#;
 
 /// A fresh cluster directory: initdb run as the server's OS user, and a free port.
+#[derive(Debug)]
 struct Cluster {
     bin: PathBuf,
     dir: PathBuf,
@@ -374,21 +375,14 @@ fn start_private_server() -> Result<Server, String> {
 /// ```
 #[derive(Debug)]
 pub struct PrivateServer {
-    cluster_dir: PathBuf,
-    bin: PathBuf,
-    owner: Option<(u32, u32)>,
-    port: u16,
+    cluster: Cluster,
 }
 
 impl PrivateServer {
     /// Initializes a new cluster and starts a server on it.
     pub fn start() -> Result<Self, Error> {
-        let cluster = init_cluster().map_err(Error::TestDatabase)?;
         let server = PrivateServer {
-            cluster_dir: cluster.dir.clone(),
-            bin: cluster.bin.clone(),
-            owner: cluster.owner,
-            port: cluster.port,
+            cluster: init_cluster().map_err(Error::TestDatabase)?,
         };
         server.restart()?;
         Ok(server)
@@ -396,7 +390,7 @@ impl PrivateServer {
 
     /// A URL to the `postgres` database as the superuser `postgres`.
     pub fn admin_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        self.cluster.admin_url()
     }
 
     /// Stops the server in `immediate` mode: every backend is killed at once and nothing
@@ -410,18 +404,18 @@ impl PrivateServer {
     pub fn restart(&self) -> Result<(), Error> {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
-            self.port,
-            self.cluster_dir.display()
+            self.cluster.port,
+            self.cluster.dir.display()
         );
         self.pg_ctl(&["start", "-w", "-t", "60", "-o", &options])
     }
 
     fn pg_ctl(&self, args: &[&str]) -> Result<(), Error> {
-        let output = command_as(&self.bin.join("pg_ctl"), self.owner)
+        let output = command_as(&self.cluster.bin.join("pg_ctl"), self.cluster.owner)
             .arg("-D")
-            .arg(self.cluster_dir.join("data"))
+            .arg(self.cluster.dir.join("data"))
             .arg("-l")
-            .arg(self.cluster_dir.join("postgres.log"))
+            .arg(self.cluster.dir.join("postgres.log"))
             .args(args)
             .output()
             .map_err(|e| Error::TestDatabase(format!("cannot run pg_ctl: {e}")))?;
@@ -440,7 +434,7 @@ impl PrivateServer {
 impl Drop for PrivateServer {
     fn drop(&mut self) {
         let _ = self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
-        let _ = std::fs::remove_dir_all(&self.cluster_dir);
+        let _ = std::fs::remove_dir_all(&self.cluster.dir);
     }
 }
 
