@@ -147,3 +147,79 @@ fn a_missing_event_trigger_and_a_second_capture_trigger_are_reported() {
     assert_eq!(found[0].2, "DROP TRIGGER again ON public.posts;");
     assert_eq!((found[1].0, found[1].1), (Severity::Warning, "event_triggers_missing"));
 }
+
+#[test]
+fn strict_mode_expected_on_and_an_outdated_install_are_reported() {
+    let (_db, mut conn) = setup();
+    let expecting = HealthCheck::new().expect_require_actor();
+    assert_eq!(HealthCheck::new().run_blocking(&mut conn).unwrap().findings, []);
+    let report = expecting.run_blocking(&mut conn).unwrap();
+    assert_eq!(codes(&report), [("require_actor_off".to_owned(), None)]);
+    assert_eq!(report.findings[0].severity, Severity::Error);
+    exec(&mut conn, &report.findings[0].fix);
+    assert_eq!(expecting.run_blocking(&mut conn).unwrap().findings, []);
+
+    exec(&mut conn, "UPDATE threadline.schema_version SET version = 0");
+    let report = HealthCheck::new().run_blocking(&mut conn).unwrap();
+    assert_eq!(codes(&report), [("schema_outdated".to_owned(), None)]);
+    assert_eq!(report.findings[0].severity, Severity::Warning);
+    assert!(
+        report.findings[0]
+            .detail
+            .starts_with("threadline schema version 0 is installed")
+    );
+}
+
+#[test]
+fn policy_drift_compares_declared_and_deployed_policies_table_by_table() {
+    use serde_json::json;
+    use threadline::policy::{PolicyCheck, PolicyStatus};
+
+    let (_db, mut conn) = setup();
+    exec(
+        &mut conn,
+        r#"CREATE TABLE users (id int PRIMARY KEY, email text, phone text);
+           CREATE TABLE posts (id int PRIMARY KEY, title text);
+           CREATE TABLE legacy (id int PRIMARY KEY);
+           SELECT threadline.audit_table('users', '{"mask": ["email", "phone"]}');
+           SELECT threadline.audit_table('posts');
+           SELECT threadline.audit_table('legacy');"#,
+    );
+    let policy = |mask: &[&str]| {
+        json!({"exclude": [], "mask": mask, "mask_placeholder": "[REDACTED]", "ignore_changes": [],
+               "primary_key": ["id"], "changed_from": true})
+    };
+    let check = PolicyCheck::new()
+        .declare(&"users".parse().unwrap(), policy(&["email"]))
+        .declare(&"posts".parse().unwrap(), policy(&[]))
+        .declare(&"comments".parse().unwrap(), policy(&[]));
+    let report = check.run_blocking(&mut conn).unwrap();
+    let statuses: Vec<_> = report.tables.iter().map(|t| (t.table.as_str(), t.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("public.comments", PolicyStatus::DeclaredNotDeployed),
+            ("public.legacy", PolicyStatus::DeployedNotDeclared),
+            ("public.posts", PolicyStatus::Matches),
+            ("public.users", PolicyStatus::Differs),
+        ]
+    );
+    let users = &report.tables[3];
+    assert_eq!(users.differences.len(), 1);
+    assert_eq!(users.differences[0].removed, ["phone"]);
+    assert_eq!(
+        users.differences[0].explain("the code", "the database"),
+        ["the database masks phone, the code does not"]
+    );
+    assert!(report.drifted());
+
+    exec(
+        &mut conn,
+        r#"SELECT threadline.audit_table('users', '{"mask": ["email"]}');
+           SELECT threadline.unaudit_table('legacy');"#,
+    );
+    let report = check.run_blocking(&mut conn).unwrap();
+    assert_eq!(report.count(PolicyStatus::Matches), 2);
+    assert_eq!(report.count(PolicyStatus::DeclaredNotDeployed), 1);
+    assert_eq!(report.count(PolicyStatus::DeployedNotDeclared), 0);
+}

@@ -1,12 +1,14 @@
 //! A small hand-rolled command-line parser: positionals, `--flag value`,
 //! `--flag=value`, switches, `--` and `--help`, with "did you mean" hints.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use threadline::read::suggest;
 
 use threadline::read::{Cursor, Filter, MAX_PAGE_SIZE};
 
 use crate::Failure;
+use crate::config::Config;
 
 /// The help text of the filter flags, shared by the commands that take them.
 macro_rules! filter_help {
@@ -42,6 +44,8 @@ pub const FILTER_FLAGS: [(&str, &str); 9] = [
 
 /// The flag of the commands that connect to the database.
 const DATABASE_URL: &str = "database-url";
+/// The flag of the commands that read `threadline.toml`.
+const CONFIG: &str = "config";
 
 /// Page size of the read commands when `--page-size` is not given.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -62,6 +66,8 @@ pub struct Spec {
     pub filters: bool,
     /// Whether `--database-url` is accepted: the command connects to the database.
     pub database: bool,
+    /// Whether `--config PATH` is accepted: the command reads `threadline.toml`.
+    pub config: bool,
     /// The text `--help` prints.
     pub help: &'static str,
 }
@@ -80,12 +86,16 @@ impl Spec {
         if self.database {
             names.push(DATABASE_URL);
         }
+        if self.config {
+            names.push(CONFIG);
+        }
         names.push("help");
         names
     }
 
     fn takes_value(&self, flag: &str) -> bool {
         (self.database && flag == DATABASE_URL)
+            || (self.config && flag == CONFIG)
             || self.options.contains(&flag)
             || (self.filters && FILTER_FLAGS.iter().any(|(name, _)| *name == flag))
     }
@@ -249,6 +259,16 @@ impl Args {
         })
     }
 
+    /// The settings of `threadline.toml`: the file `--config` names, else the nearest one.
+    pub fn config(&self) -> Result<Config, Failure> {
+        Config::load(self.value(CONFIG).map(Path::new))
+    }
+
+    /// A path flag's value, else the configured path.
+    pub fn path_or(&self, flag: &str, configured: &Path) -> PathBuf {
+        self.value(flag).map_or_else(|| configured.to_owned(), PathBuf::from)
+    }
+
     /// The database URL: `--database-url`, else `DATABASE_URL`.
     pub fn database_url(&self) -> Result<String, Failure> {
         self.value(DATABASE_URL)
@@ -270,6 +290,7 @@ mod tests {
         switches: &["json"],
         filters: true,
         database: true,
+        config: false,
         help: "",
     };
 

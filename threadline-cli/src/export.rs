@@ -19,6 +19,7 @@ pub static EXPORT: Spec = Spec {
     switches: &[],
     filters: true,
     database: true,
+    config: false,
     help: concat!(
         "usage: threadline export --format csv|json|ndjson [filters] [--max-rows N]
                         [--page-size N] [--output PATH|-]

@@ -2,16 +2,17 @@
 //! migrations do not deploy yet.
 
 use std::io::{self, Write};
-use std::path::Path;
 
 use chrono::Utc;
 use threadline_syntax::AuditedModel;
 
 use crate::Failure;
 use crate::args::{Args, Spec};
+use crate::drift::compare;
 use crate::migrations::Migrations;
 use crate::models::{self, Found};
-use crate::policy::{self, Deployed, Difference};
+use crate::policy::{self, Deployed};
+use threadline::policy::{PolicyDifference, PolicyStatus, differences};
 
 /// `threadline gen-triggers`.
 pub static GEN_TRIGGERS: Spec = Spec {
@@ -20,8 +21,9 @@ pub static GEN_TRIGGERS: Spec = Spec {
     options: &["src", "migrations"],
     switches: &["dry-run", "check"],
     filters: false,
-    database: false,
-    help: "usage: threadline gen-triggers [--src PATH] [--migrations PATH] [--dry-run | --check]
+    database: true,
+    config: true,
+    help: "usage: threadline gen-triggers [--src PATH] [--migrations PATH] [--dry-run | --check [--database-url URL]]
 
 Writes a Diesel migration for each #[derive(Audited)] model whose #[audited(...)]
 policy differs from the one the latest migration of its table deploys, or that no
@@ -29,11 +31,18 @@ migration deploys yet. Existing migrations are never changed.
 
 options:
   --src PATH            the Rust sources: every .rs file below, parsed (not compiled)
-                        for #[derive(Audited)] structs (default src)
-  --migrations PATH     the Diesel migrations folder (default migrations)
+                        for #[derive(Audited)] structs (default: paths.src of
+                        threadline.toml, else src)
+  --migrations PATH     the Diesel migrations folder (default: paths.migrations of
+                        threadline.toml, else migrations)
   --dry-run             print the migrations that would be written; write nothing
   --check               write nothing; exit with status 1, saying why, when a table
                         needs a migration (for CI)
+  --database-url URL    with --check: compare the annotations with what that
+                        database deployed too, and fail when they differ (a
+                        migration not applied, or a policy changed by hand)
+  --config PATH         the threadline.toml to read (default: the nearest one up
+                        from the current directory)
 
 Each migration is a folder <version>_threadline_audit_<table>, dated after every
 existing migration. Its up.sql calls threadline.audit_table and records the policy
@@ -59,9 +68,9 @@ impl Plan<'_> {
     }
 
     /// How the annotation differs from the deployed policy, key by key.
-    fn differences(&self) -> Vec<Difference> {
+    fn differences(&self) -> Vec<PolicyDifference> {
         self.deployed
-            .map(|deployed| policy::differences(&deployed.policy, &self.found.policy))
+            .map(|deployed| differences(&self.found.policy, &deployed.policy))
             .unwrap_or_default()
     }
 
@@ -70,7 +79,7 @@ impl Plan<'_> {
         match self.deployed {
             None => "new".into(),
             Some(_) => {
-                let summaries: Vec<String> = self.differences().iter().map(Difference::summary).collect();
+                let summaries: Vec<String> = self.differences().iter().map(PolicyDifference::summary).collect();
                 format!("policy changed: {}", summaries.join(", "))
             }
         }
@@ -89,7 +98,9 @@ impl Plan<'_> {
             .differences()
             .iter()
             .enumerate()
-            .flat_map(|(i, difference)| difference.explain(if i == 0 { &latest } else { "the latest migration" }))
+            .flat_map(|(i, difference)| {
+                difference.explain("the annotation", if i == 0 { &latest } else { "the latest migration" })
+            })
             .collect();
         sentences.join("; ")
     }
@@ -121,8 +132,12 @@ pub fn gen_triggers(args: &Args) -> Result<(), Failure> {
     if dry_run && check {
         return Err(args.usage("--dry-run and --check cannot be combined"));
     }
-    let src = Path::new(args.value("src").unwrap_or("src"));
-    let migrations = Migrations::read(Path::new(args.value("migrations").unwrap_or("migrations")))?;
+    if args.value("database-url").is_some() && !check {
+        return Err(args.usage("--database-url is only read with --check"));
+    }
+    let config = args.config()?;
+    let src = &args.path_or("src", &config.src);
+    let migrations = Migrations::read(&args.path_or("migrations", &config.migrations))?;
     let scan = models::scan(src)?;
     if !scan.errors.is_empty() {
         let mut err = io::stderr().lock();
@@ -199,7 +214,31 @@ pub fn gen_triggers(args: &Args) -> Result<(), Failure> {
         )?;
     }
     let up_to_date = count(matching.len(), "table");
+    let mut undeployed = 0;
+    if check && args.value("database-url").is_some() {
+        for table in compare(args, &scan)?.tables {
+            let fix = "; run diesel migration run, or deploy the annotation again if the policy was changed by hand";
+            let sentences: Vec<String> = match table.status {
+                PolicyStatus::Matches | PolicyStatus::DeployedNotDeclared => continue,
+                PolicyStatus::DeclaredNotDeployed => vec!["the annotation audits it, the database does not".to_owned()],
+                PolicyStatus::Differs => table
+                    .differences
+                    .iter()
+                    .flat_map(|d| d.explain("the annotation", "the database"))
+                    .collect(),
+            };
+            undeployed += 1;
+            writeln!(out, "{}: {}{fix}", table.table, sentences.join("; "))?;
+        }
+    }
     if check {
+        if undeployed > 0 {
+            return Err(Failure::Runtime(format!(
+                "{undeployed} of {} differ{} from what the database deployed",
+                count(scan.models.len(), "table"),
+                if undeployed == 1 { "s" } else { "" }
+            )));
+        }
         if !plans.is_empty() {
             return Err(Failure::Runtime(format!(
                 "{} of {} need{} a migration; run threadline gen-triggers",
@@ -208,7 +247,11 @@ pub fn gen_triggers(args: &Args) -> Result<(), Failure> {
                 if plans.len() == 1 { "s" } else { "" }
             )));
         }
-        writeln!(out, "migrations match the annotations")?;
+        if args.value("database-url").is_some() {
+            writeln!(out, "migrations and the database match the annotations")?;
+        } else {
+            writeln!(out, "migrations match the annotations")?;
+        }
     } else if scan.models.is_empty() {
         writeln!(
             out,

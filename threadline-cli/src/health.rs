@@ -3,9 +3,10 @@
 
 use std::io::{self, Write};
 
-use threadline::health::{Coverage, HealthCheck, Severity};
+use threadline::health::{Coverage, Finding, HealthCheck, Severity};
 
 use crate::args::{Args, Spec};
+use crate::config::Config;
 use crate::{Failure, connect};
 
 /// `threadline health`.
@@ -16,6 +17,7 @@ pub static HEALTH: Spec = Spec {
     switches: &["all-schemas", "strict", "json"],
     filters: false,
     database: true,
+    config: true,
     help: "usage: threadline health [--schema S | --all-schemas] [--strict] [--json]
 
 Reports whether each user table's changes are recorded (covered, uncovered, or
@@ -23,25 +25,45 @@ expected uncovered: __diesel_schema_migrations), and every finding that keeps ca
 from being whole, with the SQL that fixes it. Reads the catalog only.
 
 options:
-  --schema S            the schema to check (default public)
+  --schema S            the schema to check (default: coverage.schema of
+                        threadline.toml, else public)
   --all-schemas         every schema but PostgreSQL's and Threadline's own
   --strict              exit 1 when any finding is an error
   --json                print {\"schema_version\", \"tables\": [{\"table\", \"coverage\"}],
                         \"findings\": [{\"severity\", \"table\", \"code\", \"detail\", \"fix\"}],
                         \"summary\": {\"covered\", \"uncovered\", \"expected_uncovered\", \"errors\", \"warnings\"}}
-  --database-url URL    the database (default: $DATABASE_URL)",
+  --database-url URL    the database (default: $DATABASE_URL)
+  --config PATH         the threadline.toml to read (default: the nearest one up
+                        from the current directory); its coverage.unaudited tables
+                        are expected uncovered, and coverage.require_actor = true
+                        reports strict mode off as an error",
 };
+
+/// The check the configuration asks for, over `schema` (`None`: every schema).
+pub fn configured(config: &Config, schema: Option<&str>) -> HealthCheck {
+    let mut check = match schema {
+        Some(schema) => HealthCheck::new().schema(schema),
+        None => HealthCheck::new().all_schemas(),
+    };
+    for table in &config.unaudited {
+        check = check.expect_unaudited(table.clone());
+    }
+    if config.require_actor {
+        check = check.expect_require_actor();
+    }
+    check
+}
 
 /// Runs `threadline health`.
 pub fn health(args: &Args) -> Result<(), Failure> {
-    let mut check = HealthCheck::new();
-    match (args.value("schema"), args.switch("all-schemas")) {
+    let config = args.config()?;
+    let schema = match (args.value("schema"), args.switch("all-schemas")) {
         (Some(_), true) => return Err(HEALTH.usage("give --schema or --all-schemas, not both")),
-        (Some(schema), false) => check = check.schema(schema),
-        (None, true) => check = check.all_schemas(),
-        (None, false) => {}
-    }
-    let report = check.run_blocking(&mut connect(args)?)?;
+        (Some(schema), false) => Some(schema),
+        (None, true) => None,
+        (None, false) => config.schema.as_deref(),
+    };
+    let report = configured(&config, schema).run_blocking(&mut connect(args)?)?;
     let (covered, uncovered, expected) = report.counts();
     let errors = report.findings.iter().filter(|f| f.severity == Severity::Error).count();
     let warnings = report.findings.len() - errors;
@@ -65,15 +87,7 @@ pub fn health(args: &Args) -> Result<(), Failure> {
             writeln!(out, "{coverage:<20} {}", table.table)?;
         }
         for finding in &report.findings {
-            let severity = match finding.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            };
-            writeln!(
-                out,
-                "\n{severity}[{}]: {}\n  fix: {}",
-                finding.code, finding.detail, finding.fix
-            )?;
+            write_finding(&mut out, finding)?;
         }
         writeln!(
             out,
@@ -85,4 +99,17 @@ pub fn health(args: &Args) -> Result<(), Failure> {
         return Err(Failure::Runtime(format!("{errors} error-level findings (--strict)")));
     }
     Ok(())
+}
+
+/// Prints a finding as `error[code]: detail`, then its fix.
+pub fn write_finding(out: &mut impl Write, finding: &Finding) -> io::Result<()> {
+    let severity = match finding.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    writeln!(
+        out,
+        "\n{severity}[{}]: {}\n  fix: {}",
+        finding.code, finding.detail, finding.fix
+    )
 }

@@ -1,7 +1,6 @@
 //! `threadline install`: the schema's install migration, written into the app's migrations.
 
 use std::io::{self, Write};
-use std::path::Path;
 
 use chrono::Utc;
 use threadline::schema::{INSTALL_SQL, SCHEMA_VERSION, UNINSTALL_SQL};
@@ -18,6 +17,7 @@ pub static INSTALL: Spec = Spec {
     switches: &[],
     filters: false,
     database: false,
+    config: true,
     help: "usage: threadline install [--migrations PATH]
 
 Writes the migration that installs the threadline schema into the app's Diesel
@@ -27,7 +27,10 @@ removes the schema with every audit row. Apply it with 'diesel migration run', a
 superuser if you can (the event triggers that follow ALTER TABLE need one).
 
 options:
-  --migrations PATH     the Diesel migrations folder (default migrations)
+  --migrations PATH     the Diesel migrations folder (default: paths.migrations of
+                        threadline.toml, else migrations)
+  --config PATH         the threadline.toml to read (default: the nearest one up
+                        from the current directory)
 
 Writes nothing when a migration there installs the schema already. Exits with
 status 1 when that migration installs a schema version this release cannot upgrade.",
@@ -35,7 +38,8 @@ status 1 when that migration installs a schema version this release cannot upgra
 
 /// Runs `threadline install`.
 pub fn install(args: &Args) -> Result<(), Failure> {
-    let migrations = Migrations::read(Path::new(args.value("migrations").unwrap_or("migrations")))?;
+    let config = args.config()?;
+    let migrations = Migrations::read(&args.path_or("migrations", &config.migrations))?;
     let mut out = io::stdout().lock();
     if let Some((migration, version)) = migrations.install()? {
         let path = migrations.path(&migration.folder);

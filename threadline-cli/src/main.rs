@@ -8,6 +8,9 @@
 //! and checks that capture is whole (`threadline health`).
 
 mod args;
+mod config;
+mod coverage;
+mod drift;
 mod export;
 mod gen_triggers;
 mod health;
@@ -24,7 +27,7 @@ use diesel::{Connection, PgConnection};
 
 use args::{Args, Spec};
 
-/// The top-level help.
+/// The top-level help, before the configuration keys.
 const USAGE: &str = "usage: threadline <command> [arguments]
 
 commands:
@@ -36,19 +39,29 @@ commands:
   incident        show one transaction: its context, action and per-field changes
   export          write the changes a filter selects as CSV, JSON or NDJSON
   health          report which tables are audited and what keeps capture from being whole
+  verify-coverage exit 1 unless every table expected audited is covered (for CI)
+  policy show     compare the models' capture policies with the deployed ones
   install-sql     print the SQL that installs the threadline schema
   uninstall-sql   print the SQL that removes it, with every audit row
   --version       print the version
   --help          print this help
 
 Run 'threadline <command> --help' for a command's arguments. Commands that read the
-trail connect to --database-url URL, else to $DATABASE_URL.";
+database connect to --database-url URL, else to $DATABASE_URL. Commands that take
+paths or expectations read threadline.toml, from the current directory or the
+nearest ancestor that has one, or from --config PATH; flags override it. Its keys:
+";
+
+/// The top-level help.
+fn usage() -> String {
+    format!("{USAGE}{}", config::reference())
+}
 
 /// Runs one command with its parsed arguments.
 type Run = fn(&Args) -> Result<(), Failure>;
 
 /// The commands that take arguments, with what each accepts and how it runs.
-static COMMANDS: [(&Spec, Run); 8] = [
+static COMMANDS: [(&Spec, Run); 10] = [
     (&install::INSTALL, install::install),
     (&gen_triggers::GEN_TRIGGERS, gen_triggers::gen_triggers),
     (&read::TIMELINE, read::timeline),
@@ -57,6 +70,8 @@ static COMMANDS: [(&Spec, Run); 8] = [
     (&read::INCIDENT, read::incident),
     (&export::EXPORT, export::export),
     (&health::HEALTH, health::health),
+    (&coverage::VERIFY_COVERAGE, coverage::verify_coverage),
+    (&drift::POLICY, drift::policy),
 ];
 
 /// Why a command failed, and so its exit status.
@@ -112,7 +127,7 @@ fn print(text: &str) -> Result<(), Failure> {
 
 fn run(args: &[String]) -> Result<(), Failure> {
     let Some((command, rest)) = args.split_first() else {
-        return Err(Failure::Usage(format!("no command given\n\n{USAGE}")));
+        return Err(Failure::Usage(format!("no command given\n\n{}", usage())));
     };
     if let Some((spec, run)) = COMMANDS.iter().find(|(spec, _)| spec.command == command) {
         return match spec.parse(rest)? {
@@ -124,7 +139,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
         ("install-sql", []) => print(threadline::schema::INSTALL_SQL),
         ("uninstall-sql", []) => print(threadline::schema::UNINSTALL_SQL),
         ("--version" | "-V", []) => print(&format!("threadline {}\n", env!("CARGO_PKG_VERSION"))),
-        ("--help" | "-h" | "help", []) => print(&format!("{USAGE}\n")),
+        ("--help" | "-h" | "help", []) => print(&usage()),
         ("install-sql" | "uninstall-sql" | "--version" | "-V" | "--help" | "-h" | "help", _) => {
             Err(Failure::Usage(format!("{command} takes no arguments")))
         }
@@ -137,7 +152,10 @@ fn run(args: &[String]) -> Result<(), Failure> {
             let hint = threadline::read::suggest(command, &known)
                 .map(|c| format!(" (did you mean {c}?)"))
                 .unwrap_or_default();
-            Err(Failure::Usage(format!("unknown command {command:?}{hint}\n\n{USAGE}")))
+            Err(Failure::Usage(format!(
+                "unknown command {command:?}{hint}\n\n{}",
+                usage()
+            )))
         }
     }
 }

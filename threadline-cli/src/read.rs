@@ -22,6 +22,7 @@ pub static TIMELINE: Spec = Spec {
     switches: &["json"],
     filters: true,
     database: true,
+    config: false,
     help: concat!(
         "usage: threadline timeline [filters] [--page-size N] [--cursor C] [--json]
 
@@ -49,6 +50,7 @@ pub static HISTORY: Spec = Spec {
     switches: &["json"],
     filters: false,
     database: true,
+    config: false,
     help: "usage: threadline history <table> <key> [--page-size N] [--cursor C] [--json]
 
 Lists the changes of one row, newest first.
@@ -75,6 +77,7 @@ pub static AS_OF: Spec = Spec {
     switches: &["json"],
     filters: false,
     database: true,
+    config: false,
     help: "usage: threadline as-of <table> <key> <timestamp> [--json]
 
 Shows a row as it was at a time (inclusive, to the microsecond), as captured
@@ -102,6 +105,7 @@ pub static INCIDENT: Spec = Spec {
     switches: &["json"],
     filters: false,
     database: true,
+    config: false,
     help: "usage: threadline incident <transaction-id> [--page-size N] [--cursor C] [--json]
 
 Shows one audit transaction (an audit_transactions id, the transaction_id of every

@@ -5,7 +5,7 @@ mod common;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use common::{Run, threadline};
+use common::{Run, threadline, threadline_in};
 use diesel::connection::SimpleConnection;
 use diesel::{PgConnection, RunQueryDsl};
 use serde_json::{Value, json};
@@ -656,7 +656,16 @@ fn mistakes_are_usage_errors_with_hints() {
     // A database that cannot be reached is a runtime error.
     threadline(&["timeline", "--database-url", "postgres://nobody@127.0.0.1:1/none"]).fails(1, "cannot connect");
 
-    for command in ["timeline", "history", "as-of", "incident", "export"] {
+    for command in [
+        "timeline",
+        "history",
+        "as-of",
+        "incident",
+        "export",
+        "health",
+        "verify-coverage",
+        "policy",
+    ] {
         let help = threadline(&[command, "--help"]);
         assert_eq!(help.code, 0, "{help:?}");
         assert!(
@@ -713,4 +722,103 @@ fn health_reports_coverage_and_strict_fails_on_an_error_finding_until_fixed() {
     }
     run(&db, "health", &["--strict"]).ok();
     run(&db, "health", &["--schema", "public", "--all-schemas"]).fails(2, "not both");
+}
+
+#[test]
+fn threadline_toml_sets_expectations_that_health_and_verify_coverage_hold_the_database_to() {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    exec(
+        &mut conn,
+        "CREATE TABLE posts (id int PRIMARY KEY); CREATE TABLE sessions (id int PRIMARY KEY);
+         CREATE TABLE users (id int PRIMARY KEY); SELECT threadline.audit_table('posts');",
+    );
+    let dir = scratch("config");
+    let nested = dir.join("src/deep");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::write(
+        dir.join("threadline.toml"),
+        "[coverage]\naudited = [\"posts\", \"users\", \"invoices\"]\nunaudited = [\"sessions\"]\nrequire_actor = true\n",
+    )
+    .unwrap();
+    // Found from a folder below it, as diesel.toml is.
+    let gate = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", db.url()]);
+        threadline_in(&nested, &all)
+    };
+    let health = gate(&["health", "--json"]).json();
+    assert_eq!(
+        health["summary"],
+        json!({"covered": 1, "uncovered": 1, "expected_uncovered": 1, "errors": 1, "warnings": 0})
+    );
+    assert_eq!(health["findings"][0]["code"], "require_actor_off");
+    assert_eq!(health["findings"][0]["fix"], "SELECT threadline.require_actor(true);");
+
+    let verify = gate(&["verify-coverage"]);
+    assert_eq!(verify.code, 1, "{verify:?}");
+    assert_eq!(
+        verify.stdout,
+        "covered      public.posts\n\
+         NOT COVERED  public.users: not audited\n  \
+         fix: derive Audited on its model and run threadline gen-triggers, or SELECT threadline.audit_table('public.users');\n\
+         NOT COVERED  public.invoices: no such table\n\
+         \nerror[require_actor_off]: strict mode is expected on, but threadline.require_actor is off: changes with \
+         no actor are recorded instead of refused\n  fix: SELECT threadline.require_actor(true);\n\
+         \nsummary: 1/3 expected tables covered\n"
+    );
+    assert!(
+        verify
+            .stderr
+            .contains("2 of 3 expected tables not covered, 1 install-level errors"),
+        "{verify:?}"
+    );
+
+    exec(
+        &mut conn,
+        "SELECT threadline.audit_table('users'); SELECT threadline.require_actor(true);
+         CREATE TABLE invoices (id int PRIMARY KEY); SELECT threadline.audit_table('invoices');
+         ALTER EVENT TRIGGER threadline_ddl_command_end DISABLE;
+         ALTER TABLE users DISABLE TRIGGER threadline_update;",
+    );
+    let json = gate(&["verify-coverage", "--json"]);
+    assert_eq!(json.code, 1, "{json:?}");
+    let json: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(json["summary"], json!({"covered": 2, "expected": 3}));
+    assert_eq!(json["tables"][1]["reason"], "error-level findings");
+    assert_eq!(json["tables"][1]["findings"][0]["code"], "trigger_disabled");
+    assert_eq!(json["install_findings"][0]["code"], "event_trigger_disabled");
+    exec(&mut conn, json["tables"][1]["findings"][0]["fix"].as_str().unwrap());
+    exec(&mut conn, json["install_findings"][0]["fix"].as_str().unwrap());
+    assert!(
+        gate(&["verify-coverage"])
+            .ok()
+            .ends_with("summary: 3/3 expected tables covered\n")
+    );
+    gate(&["health", "--strict"]).ok();
+    // A flag overrides the file.
+    let other = gate(&["health", "--schema", "billing", "--json"]).json();
+    assert_eq!(other["tables"], json!([]));
+}
+
+#[test]
+fn a_bad_threadline_toml_is_a_usage_error_naming_the_key() {
+    let dir = scratch("bad-config");
+    let file = dir.join("threadline.toml");
+    std::fs::write(&file, "[coverage]\nrequire_actr = true\nunaudited = \"sessions\"\n").unwrap();
+    let run = threadline_in(&dir, &["health", "--database-url", "postgres://unused"]);
+    run.fails(
+        2,
+        "unknown key coverage.require_actr (did you mean coverage.require_actor?)",
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "{}: coverage.unaudited must be an array of table names",
+            file.display()
+        )),
+        "{run:?}"
+    );
+    threadline(&["health", "--config", "/nonexistent/threadline.toml"]).fails(2, "no such file");
+    let explicit = threadline(&["verify-coverage", "--config", file.to_str().unwrap()]);
+    explicit.fails(2, "did you mean coverage.require_actor?");
 }

@@ -7,7 +7,8 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Run, threadline};
+use common::{Run, threadline, threadline_in};
+use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Nullable, Text};
 use diesel::{PgConnection, RunQueryDsl};
 use serde_json::{Value, json};
@@ -421,4 +422,150 @@ fn help_and_usage() {
     let missing = threadline(&["install", "--migrations", "/nonexistent/migrations"]);
     assert_eq!(missing.code, 2, "{missing:?}");
     assert!(missing.stderr.contains("no such migrations folder"), "{missing:?}");
+}
+
+#[test]
+fn policy_show_and_check_compare_the_annotations_with_the_database() {
+    let app = App::new("drift");
+    let db = TestDatabase::empty().expect("test database");
+    app.threadline("install", &[]).ok();
+    app.threadline("gen-triggers", &[]).ok();
+    app.diesel("run", &db);
+    let show = |args: &[&str]| {
+        let mut all = vec!["policy", "show", "--src"];
+        let src = app.path("src").display().to_string();
+        all.push(&src);
+        all.extend(["--database-url", db.url()]);
+        all.extend(args);
+        threadline(&all)
+    };
+    let db_check = || app.threadline("gen-triggers", &["--check", "--database-url", db.url()]);
+    let out = show(&["--check"]).ok().to_owned();
+    assert_eq!(
+        out,
+        "matches       public.users\n\nsummary: 1 matches, 0 differs, 0 declared not deployed, 0 deployed not declared\n"
+    );
+    assert!(
+        db_check()
+            .ok()
+            .ends_with("migrations and the database match the annotations\n")
+    );
+
+    // A policy changed by hand in psql: the migrations still match, the database does not.
+    let mut conn = db.connect().unwrap();
+    conn.batch_execute(
+        r#"SELECT threadline.audit_table('users', '{"mask": ["email", "updated_at"], "exclude": ["password_hash"]}');
+           CREATE TABLE notes (id int PRIMARY KEY); SELECT threadline.audit_table('notes');"#,
+    )
+    .unwrap();
+    app.threadline("gen-triggers", &["--check"]).ok();
+    let drift = show(&["--check"]);
+    assert_eq!(drift.code, 1, "{drift:?}");
+    assert!(
+        drift.stderr.contains("2 of 2 tables do not match (--check)"),
+        "{drift:?}"
+    );
+    assert!(
+        drift.stdout.starts_with(
+            "NOT DECLARED  public.notes: audited, but no #[derive(Audited)] model names it; derive Audited on its \
+             model, or unaudit it with SELECT threadline.unaudit_table('public.notes');\n\
+             DIFFERS       public.users\n  \
+             the code ignores changes to updated_at, the database does not\n  \
+             the database masks updated_at, the code does not\n"
+        ),
+        "{drift:?}"
+    );
+    let json = show(&["--json"]).json();
+    assert_eq!(
+        json["summary"],
+        json!({"matches": 0, "differs": 1, "declared_not_deployed": 0, "deployed_not_declared": 1})
+    );
+    assert_eq!(
+        json["tables"][1]["differences"][1],
+        json!({"key": "mask", "declared": ["email"], "deployed": ["email", "updated_at"],
+               "added": [], "removed": ["updated_at"]})
+    );
+    assert_eq!(json["tables"][1]["deployed"]["mask"], json!(["email", "updated_at"]));
+    let check = db_check();
+    assert_eq!(check.code, 1, "{check:?}");
+    assert!(
+        check.stdout.contains(
+            "public.users: the annotation ignores changes to updated_at, the database does not; \
+             the database masks updated_at, the annotation does not; run diesel migration run"
+        ),
+        "{check:?}"
+    );
+    assert!(
+        check
+            .stderr
+            .contains("1 of 1 table differs from what the database deployed"),
+        "{check:?}"
+    );
+
+    // Deploying the annotation again and unauditing the stray table clear the drift.
+    let up = app.read(&app.migrations()[2], "up.sql");
+    conn.batch_execute(&up).unwrap();
+    conn.batch_execute("SELECT threadline.unaudit_table('notes');").unwrap();
+    show(&["--check"]).ok();
+    db_check().ok();
+
+    conn.batch_execute("SELECT threadline.unaudit_table('users');").unwrap();
+    let missing = show(&["--check"]);
+    assert_eq!(missing.code, 1, "{missing:?}");
+    assert!(
+        missing
+            .stdout
+            .starts_with("NOT DEPLOYED  public.users: declared by a model, not audited;"),
+        "{missing:?}"
+    );
+    let check = db_check();
+    assert!(
+        check
+            .stdout
+            .contains("public.users: the annotation audits it, the database does not"),
+        "{check:?}"
+    );
+    threadline(&["policy", "shwo"]).fails(2, "unknown policy command \"shwo\" (did you mean show?)");
+}
+
+#[test]
+fn the_blog_example_is_clean_under_every_health_gate() {
+    let db = TestDatabase::empty().expect("test database");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = Command::new("diesel")
+        .args(["migration", "run", "--migration-dir"])
+        .arg(repo.join("migrations"))
+        .args(["--database-url", db.url()])
+        .output()
+        .expect("the diesel CLI");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // Run from the example's folder: its threadline.toml names the sources, the
+    // migrations and the tables it expects audited.
+    let blog = repo.join("examples/blog");
+    let gate = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", db.url()]);
+        threadline_in(&blog, &all)
+    };
+    let health = gate(&["health", "--strict"]);
+    assert!(
+        health
+            .ok()
+            .contains("summary: 3 covered, 0 uncovered, 1 expected uncovered; 0 errors, 0 warnings"),
+        "{health:?}"
+    );
+    let coverage = gate(&["verify-coverage"]);
+    assert!(
+        coverage.ok().ends_with("summary: 3/3 expected tables covered\n"),
+        "{coverage:?}"
+    );
+    let policy = gate(&["policy", "show", "--check"]);
+    assert!(policy.ok().contains("3 matches, 0 differs"), "{policy:?}");
+    let check = gate(&["gen-triggers", "--check"]);
+    assert!(
+        check
+            .ok()
+            .ends_with("migrations and the database match the annotations\n"),
+        "{check:?}"
+    );
 }

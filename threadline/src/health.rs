@@ -47,8 +47,8 @@ pub struct Finding {
     pub table: Option<String>,
     /// A stable code: `trigger_missing`, `trigger_disabled`, `trigger_replica_only`,
     /// `trigger_duplicated`, `capture_stale`, `key_not_unique`, `table_missing`,
-    /// `capture_owner`, `event_triggers_missing`, `event_trigger_disabled` or
-    /// `schema_outdated`.
+    /// `capture_owner`, `event_triggers_missing`, `event_trigger_disabled`,
+    /// `require_actor_off` or `schema_outdated`.
     pub code: String,
     /// What is wrong, naming objects, never row values.
     pub detail: String,
@@ -111,6 +111,7 @@ impl HealthReport {
 pub struct HealthCheck {
     schema: Option<String>,
     expected_unaudited: Vec<TableName>,
+    require_actor: bool,
 }
 
 impl Default for HealthCheck {
@@ -120,6 +121,7 @@ impl Default for HealthCheck {
             expected_unaudited: vec![
                 TableName::new("public", "__diesel_schema_migrations").expect("a valid table name"),
             ],
+            require_actor: false,
         }
     }
 }
@@ -145,6 +147,13 @@ impl HealthCheck {
     /// Expects a table to stay unaudited: it is reported as expected-uncovered.
     pub fn expect_unaudited(mut self, table: TableName) -> Self {
         self.expected_unaudited.push(table);
+        self
+    }
+
+    /// Expects strict mode on: while `threadline.require_actor` is off, a change with no
+    /// actor is recorded instead of refused, and the check reports `require_actor_off`.
+    pub fn expect_require_actor(mut self) -> Self {
+        self.require_actor = true;
         self
     }
 
@@ -186,9 +195,11 @@ struct TableRow {
 }
 
 #[derive(QueryableByName)]
-struct VersionRow {
+struct InstallRow {
     #[diesel(sql_type = Integer)]
     version: i32,
+    #[diesel(sql_type = Bool)]
+    require_actor: bool,
 }
 
 /// `schema.table` as the reports name tables.
@@ -197,13 +208,15 @@ fn qualified(schema: &str, name: &str) -> String {
 }
 
 async fn check<C: Db>(conn: &mut C, options: &HealthCheck) -> Result<HealthReport, Error> {
-    let version = conn
-        .load::<VersionRow>(Sql::new(
-            "SELECT max(version) AS version FROM threadline.schema_version",
+    let install = conn
+        .load::<InstallRow>(Sql::new(
+            "SELECT coalesce((SELECT max(version) FROM threadline.schema_version), 0) AS version,
+                    coalesce((SELECT require_actor FROM threadline.settings), false) AS require_actor",
         ))
         .await?
         .pop()
-        .map_or(0, |v| v.version);
+        .expect("one row");
+    let version = install.version;
     let mut sql = Sql::new(
         "SELECT n.nspname::text AS table_schema, c.relname::text AS table_name,
                 EXISTS (SELECT 1 FROM threadline.audited_tables t WHERE t.relid = c.oid) AS audited
@@ -242,6 +255,17 @@ async fn check<C: Db>(conn: &mut C, options: &HealthCheck) -> Result<HealthRepor
             code: "schema_outdated".to_owned(),
             detail: format!("threadline schema version {version} is installed; this release knows {SCHEMA_VERSION}"),
             fix: "Run the upgrade migration of this release (diesel migration run).".to_owned(),
+        });
+    }
+    if options.require_actor && !install.require_actor {
+        findings.push(Finding {
+            severity: Severity::Error,
+            table: None,
+            code: "require_actor_off".to_owned(),
+            detail: "strict mode is expected on, but threadline.require_actor is off: changes with no actor are \
+                     recorded instead of refused"
+                .to_owned(),
+            fix: "SELECT threadline.require_actor(true);".to_owned(),
         });
     }
     findings.sort_by(|a, b| (a.severity, &a.table, &a.code).cmp(&(b.severity, &b.table, &b.code)));

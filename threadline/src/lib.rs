@@ -13,6 +13,8 @@
 //!   the triggers through transaction-local settings and runs your code inside it.
 //! - **Investigation.** Typed reads in [`read`] (timeline, row history, as-of, incident
 //!   bundles), streaming exports in [`export`], and the `threadline` command line.
+//! - **Health.** Proof that capture is on: coverage and findings in [`health`], the drift
+//!   between the code's policies and the deployed ones in [`policy`].
 //!
 //! ```no_run
 //! # async fn demo(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), threadline::Error> {
@@ -42,6 +44,7 @@ mod error;
 pub mod export;
 pub mod health;
 pub mod model;
+pub mod policy;
 pub mod read;
 pub mod schema;
 mod support;

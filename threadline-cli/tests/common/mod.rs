@@ -1,6 +1,7 @@
 //! Helpers shared by the CLI test binaries: running the `threadline` binary.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -35,8 +36,14 @@ impl Run {
 
 /// Runs `threadline` with `args`, never reading `DATABASE_URL` from the environment.
 pub fn threadline(args: &[impl AsRef<std::ffi::OsStr>]) -> Run {
+    threadline_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// Runs `threadline` with `args` in the folder `dir`, as [`threadline`] does.
+pub fn threadline_in(dir: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_threadline"))
         .args(args)
+        .current_dir(dir)
         .env_remove("DATABASE_URL")
         .output()
         .expect("run threadline");
