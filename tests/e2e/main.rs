@@ -11,6 +11,7 @@ mod app;
 
 mod pooler;
 mod socket;
+mod telemetry;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};

@@ -4,6 +4,9 @@
 use diesel::sql_types::Jsonb;
 use diesel::{Connection, PgConnection, RunQueryDsl, sql_query};
 
+use std::time::Instant;
+
+use crate::telemetry::{self, TransactionSummary};
 use crate::write::{BEGIN_AUDIT, CURRENT_TRANSACTION, IdRow, RECORD_ACTION};
 use crate::{Action, AuditContext, Committed, Error};
 
@@ -40,6 +43,10 @@ where
     E: From<Error>,
 {
     let context = ctx.to_json()?;
+    let (started, action) = (Instant::now(), ctx.action().map(Action::name));
+    let span = telemetry::transaction_span(action);
+    let _entered = span.enter();
+    let mut summary = None;
     let outcome = conn.transaction::<_, Failure<E>, _>(|conn| {
         let action_id = sql_query(BEGIN_AUDIT)
             .bind::<Jsonb, _>(&context)
@@ -47,16 +54,29 @@ where
             .id;
         let value = body(conn).map_err(Failure::Body)?;
         let transaction_id = sql_query(CURRENT_TRANSACTION).get_result::<IdRow>(conn)?.id;
+        if transaction_id.is_some() && telemetry::commit_summary_wanted() {
+            summary = Some(sql_query(telemetry::TRANSACTION_SUMMARY).get_result::<TransactionSummary>(conn)?);
+        }
         Ok(Committed {
             value,
             transaction_id,
             action_id,
         })
     });
-    outcome.map_err(|failure| match failure {
-        Failure::Body(error) => error,
-        Failure::Audit(error) => E::from(error),
-    })
+    match outcome {
+        Ok(audited) => {
+            telemetry::committed(summary.as_ref(), action, started);
+            Ok(audited)
+        }
+        Err(Failure::Body(error)) => {
+            telemetry::rolled_back(action, None, started);
+            Err(error)
+        }
+        Err(Failure::Audit(error)) => {
+            telemetry::rolled_back(action, Some(&error), started);
+            Err(E::from(error))
+        }
+    }
 }
 
 /// Records an action on its own; the blocking twin of [`crate::record_action`].
@@ -65,5 +85,6 @@ pub fn record_action(conn: &mut PgConnection, ctx: &AuditContext, action: &Actio
     let row = sql_query(RECORD_ACTION)
         .bind::<Jsonb, _>(&json)
         .get_result::<IdRow>(conn)?;
+    telemetry::action_recorded(action);
     Ok(row.id.expect("threadline.record_action returns an id"))
 }

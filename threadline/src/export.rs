@@ -37,6 +37,7 @@
 use std::fmt;
 use std::io::Write;
 use std::str::FromStr;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
@@ -44,8 +45,8 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::AsyncPgConnection;
 
-use crate::Error;
 use crate::read::{Db, Filter, Reader, Restriction, Surface, check_page_size, filtered_changes, ready, rfc3339};
+use crate::{Error, telemetry};
 
 /// The fields of every export, in order.
 pub const FIELDS: [&str; 18] = [
@@ -337,7 +338,8 @@ pub struct Export {
     options: ExportOptions,
     after: Option<(DateTime<Utc>, i64)>,
     rows: u64,
-    started: bool,
+    /// When the first chunk was asked for.
+    started: Option<Instant>,
     finished: bool,
     truncated: bool,
 }
@@ -353,7 +355,7 @@ impl Reader {
             options,
             after: None,
             rows: 0,
-            started: false,
+            started: None,
             finished: false,
             truncated: false,
         })
@@ -429,17 +431,26 @@ impl Export {
             return Ok(None);
         }
         let mut out = Vec::new();
-        if !self.started {
-            self.started = true;
-            self.header(&mut out);
-        }
+        let started = match self.started {
+            Some(at) => at,
+            None => {
+                self.header(&mut out);
+                *self.started.insert(Instant::now())
+            }
+        };
         let remaining = self.options.max_rows.map_or(u64::MAX, |max| max - self.rows.min(max));
         let want = usize::try_from(remaining)
             .unwrap_or(usize::MAX)
             .min(self.options.page_size);
         let mut sql = filtered_changes(EXPORT_COLUMNS, &self.filter, &self.restriction);
         sql.newest_first("c.captured_at", "c.id", self.after, want + 1);
-        let mut rows: Vec<ExportRow> = conn.load(sql).await?;
+        let mut rows: Vec<ExportRow> = match conn.load(sql).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                telemetry::export_failed(self.options.format, self.rows, &error, started);
+                return Err(error);
+            }
+        };
         let more = rows.len() > want;
         rows.truncate(want);
         for row in &rows {
@@ -469,6 +480,7 @@ impl Export {
                 out.extend_from_slice(tail);
                 out.extend_from_slice(format!(",\"truncated\":{}}}\n", self.truncated).as_bytes());
             }
+            telemetry::export_finished(self.options.format, self.rows, self.truncated, started);
         }
         Ok(Some(out))
     }

@@ -21,11 +21,13 @@ use diesel::{PgConnection, QueryableByName};
 use diesel_async::AsyncPgConnection;
 use serde::Serialize;
 
-use crate::Error;
+use std::time::Instant;
+
 use crate::read::TableName;
 use crate::read::exec::{Db, ready};
 use crate::read::sql::{Bind, Sql};
 use crate::schema::SCHEMA_VERSION;
+use crate::{Error, telemetry};
 
 /// How much a finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -208,6 +210,7 @@ fn qualified(schema: &str, name: &str) -> String {
 }
 
 async fn check<C: Db>(conn: &mut C, options: &HealthCheck) -> Result<HealthReport, Error> {
+    let started = Instant::now();
     let install = conn
         .load::<InstallRow>(Sql::new(
             "SELECT coalesce((SELECT max(version) FROM threadline.schema_version), 0) AS version,
@@ -288,9 +291,11 @@ async fn check<C: Db>(conn: &mut C, options: &HealthCheck) -> Result<HealthRepor
             TableCoverage { table: name, coverage }
         })
         .collect();
-    Ok(HealthReport {
+    let report = HealthReport {
         schema_version: version,
         tables,
         findings,
-    })
+    };
+    telemetry::health_checked(&report, started);
+    Ok(report)
 }

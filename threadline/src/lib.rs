@@ -48,6 +48,7 @@ pub mod policy;
 pub mod read;
 pub mod schema;
 mod support;
+mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod write;

@@ -19,6 +19,7 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use diesel::sql_types::{Jsonb, Nullable, Text};
 use diesel::{PgConnection, QueryableByName};
@@ -29,7 +30,7 @@ use serde_json::Value;
 use crate::read::TableName;
 use crate::read::exec::{Db, ready};
 use crate::read::sql::Sql;
-use crate::{Audited, Error};
+use crate::{Audited, Error, telemetry};
 
 /// How a table's declared policy compares with the deployed one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -139,6 +140,7 @@ struct DeployedRow {
 }
 
 async fn check<C: Db>(conn: &mut C, options: &PolicyCheck) -> Result<PolicyReport, Error> {
+    let started = Instant::now();
     let deployed: BTreeMap<String, Value> = conn
         .load::<DeployedRow>(Sql::new(
             "SELECT format('%s.%s', t.table_schema, t.table_name) AS table_name,
@@ -173,7 +175,9 @@ async fn check<C: Db>(conn: &mut C, options: &PolicyCheck) -> Result<PolicyRepor
             }
         })
         .collect();
-    Ok(PolicyReport { tables })
+    let report = PolicyReport { tables };
+    telemetry::policy_checked(&report, started);
+    Ok(report)
 }
 
 /// The keys whose values differ between two policies, by key.

@@ -1,9 +1,13 @@
 //! The audited write path on diesel-async.
 
 use diesel::sql_types::{BigInt, Jsonb, Nullable};
+use std::time::Instant;
+
 use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager};
+use tracing::Instrument;
 
+use crate::telemetry::{self, TransactionSummary};
 use crate::{Action, AuditContext, Error};
 
 /// The value a body returned, with the audit rows its transaction produced.
@@ -60,6 +64,7 @@ where
     E: From<Error>,
 {
     let context = ctx.to_json()?;
+    let (started, action) = (Instant::now(), ctx.action().map(Action::name));
     <AsyncPgConnection as AsyncConnection>::TransactionManager::begin_transaction(conn)
         .await
         .map_err(Error::from)?;
@@ -76,24 +81,43 @@ where
             .await
             .map_err(Error::from)?
             .id;
-        Ok(Committed {
-            value,
-            transaction_id,
-            action_id,
-        })
+        let summary = match transaction_id {
+            Some(_) if telemetry::commit_summary_wanted() => Some(
+                sql_query(telemetry::TRANSACTION_SUMMARY)
+                    .get_result::<TransactionSummary>(conn)
+                    .await
+                    .map_err(Error::from)?,
+            ),
+            _ => None,
+        };
+        Ok((
+            Committed {
+                value,
+                transaction_id,
+                action_id,
+            },
+            summary,
+        ))
     }
+    .instrument(telemetry::transaction_span(action))
     .await;
     match outcome {
-        Ok(audited) => {
-            <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(conn)
-                .await
-                .map_err(Error::from)?;
+        Ok((audited, summary)) => {
+            if let Err(error) =
+                <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(conn).await
+            {
+                let error = Error::from(error);
+                telemetry::rolled_back(action, Some(&error), started);
+                return Err(error.into());
+            }
+            telemetry::committed(summary.as_ref(), action, started);
             Ok(audited)
         }
         Err(error) => {
             // A failed rollback leaves the connection marked broken, so a pool discards
             // it; the body's error is the one worth reporting.
             let _ = <AsyncPgConnection as AsyncConnection>::TransactionManager::rollback_transaction(conn).await;
+            telemetry::rolled_back(action, None, started);
             Err(error)
         }
     }
@@ -110,5 +134,6 @@ pub async fn record_action(conn: &mut AsyncPgConnection, ctx: &AuditContext, act
         .bind::<Jsonb, _>(&json)
         .get_result::<IdRow>(conn)
         .await?;
+    telemetry::action_recorded(action);
     Ok(row.id.expect("threadline.record_action returns an id"))
 }

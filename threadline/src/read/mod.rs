@@ -64,7 +64,7 @@ use rows::{
 use scope::Scope;
 use sql::{Bind, Sql};
 
-use crate::Error;
+use crate::{Error, telemetry};
 
 /// Entries [`Reader::timeline`] returns before its page ends.
 pub const DEFAULT_TIMELINE_LIMIT: usize = 1000;
@@ -407,9 +407,12 @@ async fn timeline<C: Db>(
     page_size: usize,
     surface: Surface,
 ) -> Result<Page<Change>, Error> {
-    let restriction = scope.restriction(surface)?;
-    let sql = filtered_changes(CHANGE_COLUMNS, filter, &restriction);
-    change_page(conn, sql, filter_print("timeline", filter), cursor, page_size).await
+    telemetry::read("timeline", async {
+        let restriction = scope.restriction(surface)?;
+        let sql = filtered_changes(CHANGE_COLUMNS, filter, &restriction);
+        change_page(conn, sql, filter_print("timeline", filter), cursor, page_size).await
+    })
+    .await
 }
 
 /// The `table_pk` capture stored for `key`; [`Error::NotFound`] for a table with no trail.
@@ -450,16 +453,19 @@ async fn row_history<C: Db>(
     cursor: Option<&Cursor>,
     page_size: usize,
 ) -> Result<Page<Change>, Error> {
-    let restriction = scope.restriction(Surface::RowHistory)?;
-    check_page_size(page_size)?;
-    let pk = render_key(conn, table, key).await?;
-    let print = fingerprint(&format!("history\u{1e}{table}\u{1e}{pk}"));
-    let sql = row_changes(CHANGE_COLUMNS, table, &pk, &restriction);
-    let page = change_page(conn, sql, print, cursor, page_size).await?;
-    if cursor.is_none() && page.entries.is_empty() {
-        return Err(Error::NotFound { what: "row" });
-    }
-    Ok(page)
+    telemetry::read("row_history", async {
+        let restriction = scope.restriction(Surface::RowHistory)?;
+        check_page_size(page_size)?;
+        let pk = render_key(conn, table, key).await?;
+        let print = fingerprint(&format!("history\u{1e}{table}\u{1e}{pk}"));
+        let sql = row_changes(CHANGE_COLUMNS, table, &pk, &restriction);
+        let page = change_page(conn, sql, print, cursor, page_size).await?;
+        if cursor.is_none() && page.entries.is_empty() {
+            return Err(Error::NotFound { what: "row" });
+        }
+        Ok(page)
+    })
+    .await
 }
 
 async fn as_of<C: Db>(
@@ -469,49 +475,52 @@ async fn as_of<C: Db>(
     key: &RowKey,
     at: DateTime<Utc>,
 ) -> Result<AsOf, Error> {
-    let restriction = scope.restriction(Surface::AsOf)?;
-    let pk = render_key(conn, table, key).await?;
-    let mut sql = row_changes(CHANGE_COLUMNS, table, &pk, &restriction);
-    sql.push(" AND c.captured_at <= ").bind(Bind::Timestamp(at));
-    sql.newest_first("c.captured_at", "c.id", None, 1);
-    let Some(last) = conn.load::<ChangeRow>(sql).await?.into_iter().next() else {
-        let mut sql = row_changes("true AS found", table, &pk, &restriction);
-        sql.push(" LIMIT 1");
-        let seen = conn.load::<ExistsRow>(sql).await?.into_iter().any(|r| r.found);
-        return if seen {
-            Ok(AsOf::BeforeHorizon)
-        } else {
-            Err(Error::NotFound { what: "row" })
+    telemetry::read("as_of", async {
+        let restriction = scope.restriction(Surface::AsOf)?;
+        let pk = render_key(conn, table, key).await?;
+        let mut sql = row_changes(CHANGE_COLUMNS, table, &pk, &restriction);
+        sql.push(" AND c.captured_at <= ").bind(Bind::Timestamp(at));
+        sql.newest_first("c.captured_at", "c.id", None, 1);
+        let Some(last) = conn.load::<ChangeRow>(sql).await?.into_iter().next() else {
+            let mut sql = row_changes("true AS found", table, &pk, &restriction);
+            sql.push(" LIMIT 1");
+            let seen = conn.load::<ExistsRow>(sql).await?.into_iter().any(|r| r.found);
+            return if seen {
+                Ok(AsOf::BeforeHorizon)
+            } else {
+                Err(Error::NotFound { what: "row" })
+            };
         };
-    };
-    let change = Change::try_from(last)?;
-    if change.op == Op::Delete {
-        return Ok(AsOf::Deleted { at: change.captured_at });
-    }
-    // The first TRUNCATE after the change that removed the row: of the whole table, or of
-    // the partition that held it.
-    let mut sql = row_changes(
-        "c.captured_at AS at",
-        table,
-        &Value::Object(Default::default()),
-        &restriction,
-    );
-    sql.push(" AND c.op = 'truncate' AND c.captured_at <= ")
-        .bind(Bind::Timestamp(at))
-        .push(" AND (c.captured_at, c.id) > (")
-        .bind(Bind::Timestamp(change.captured_at))
-        .push(", ")
-        .bind(Bind::BigInt(change.id))
-        .push(
-            ") AND (c.data IS NULL OR threadline.row_in_partition(c.table_schema, c.table_name, \
-             c.data ->> 'partition', ",
-        )
-        .bind(Bind::Jsonb(change.data.clone().unwrap_or(Value::Null)))
-        .push(") IS NOT FALSE) ORDER BY c.captured_at, c.id LIMIT 1");
-    match conn.load::<TimeRow>(sql).await?.into_iter().next() {
-        Some(truncate) => Ok(AsOf::Deleted { at: truncate.at }),
-        None => Ok(AsOf::Found(Box::new(change))),
-    }
+        let change = Change::try_from(last)?;
+        if change.op == Op::Delete {
+            return Ok(AsOf::Deleted { at: change.captured_at });
+        }
+        // The first TRUNCATE after the change that removed the row: of the whole table, or of
+        // the partition that held it.
+        let mut sql = row_changes(
+            "c.captured_at AS at",
+            table,
+            &Value::Object(Default::default()),
+            &restriction,
+        );
+        sql.push(" AND c.op = 'truncate' AND c.captured_at <= ")
+            .bind(Bind::Timestamp(at))
+            .push(" AND (c.captured_at, c.id) > (")
+            .bind(Bind::Timestamp(change.captured_at))
+            .push(", ")
+            .bind(Bind::BigInt(change.id))
+            .push(
+                ") AND (c.data IS NULL OR threadline.row_in_partition(c.table_schema, c.table_name, \
+                 c.data ->> 'partition', ",
+            )
+            .bind(Bind::Jsonb(change.data.clone().unwrap_or(Value::Null)))
+            .push(") IS NOT FALSE) ORDER BY c.captured_at, c.id LIMIT 1");
+        match conn.load::<TimeRow>(sql).await?.into_iter().next() {
+            Some(truncate) => Ok(AsOf::Deleted { at: truncate.at }),
+            None => Ok(AsOf::Found(Box::new(change))),
+        }
+    })
+    .await
 }
 
 async fn incident_bundle<C: Db>(
@@ -521,38 +530,41 @@ async fn incident_bundle<C: Db>(
     cursor: Option<&Cursor>,
     page_size: usize,
 ) -> Result<Incident, Error> {
-    let restriction = scope.restriction(Surface::Incident)?;
-    check_page_size(page_size)?;
-    let mut sql = transactions_with_actions();
-    sql.push(" AND t.id = ").bind(Bind::BigInt(transaction_id));
-    restriction.push_transaction_sql(&mut sql);
-    let row = conn
-        .load::<TransactionRow>(sql)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or(Error::NotFound { what: "transaction" })?;
-    let transaction = TransactionRecord::try_from(row)?;
+    telemetry::read("incident_bundle", async {
+        let restriction = scope.restriction(Surface::Incident)?;
+        check_page_size(page_size)?;
+        let mut sql = transactions_with_actions();
+        sql.push(" AND t.id = ").bind(Bind::BigInt(transaction_id));
+        restriction.push_transaction_sql(&mut sql);
+        let row = conn
+            .load::<TransactionRow>(sql)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(Error::NotFound { what: "transaction" })?;
+        let transaction = TransactionRecord::try_from(row)?;
 
-    let print = fingerprint(&format!("incident\u{1e}{transaction_id}"));
-    let mut sql = Sql::new(&format!(
-        "SELECT {CHANGE_COLUMNS}{CHANGE_SOURCE} AND c.transaction_id = "
-    ));
-    sql.bind(Bind::BigInt(transaction_id));
-    restriction.push_table_sql(&mut sql, "c");
-    if let Some(cursor) = cursor {
-        let (_, id) = cursor.position(print)?;
-        sql.push(" AND c.id > ").bind(Bind::BigInt(id));
-    }
-    sql.push(&format!(" ORDER BY c.id LIMIT {}", page_size + 1));
-    let rows: Vec<ChangeRow> = conn.load(sql).await?;
-    let changes = paginate(
-        rows,
-        page_size,
-        |r| Cursor::new(r.captured_at, r.id(), print),
-        |r| Change::try_from(r).map(DiffedChange::new),
-    )?;
-    Ok(Incident { transaction, changes })
+        let print = fingerprint(&format!("incident\u{1e}{transaction_id}"));
+        let mut sql = Sql::new(&format!(
+            "SELECT {CHANGE_COLUMNS}{CHANGE_SOURCE} AND c.transaction_id = "
+        ));
+        sql.bind(Bind::BigInt(transaction_id));
+        restriction.push_table_sql(&mut sql, "c");
+        if let Some(cursor) = cursor {
+            let (_, id) = cursor.position(print)?;
+            sql.push(" AND c.id > ").bind(Bind::BigInt(id));
+        }
+        sql.push(&format!(" ORDER BY c.id LIMIT {}", page_size + 1));
+        let rows: Vec<ChangeRow> = conn.load(sql).await?;
+        let changes = paginate(
+            rows,
+            page_size,
+            |r| Cursor::new(r.captured_at, r.id(), print),
+            |r| Change::try_from(r).map(DiffedChange::new),
+        )?;
+        Ok(Incident { transaction, changes })
+    })
+    .await
 }
 
 async fn actor_history<C: Db>(
@@ -562,22 +574,25 @@ async fn actor_history<C: Db>(
     cursor: Option<&Cursor>,
     page_size: usize,
 ) -> Result<Page<TransactionRecord>, Error> {
-    let restriction = scope.restriction(Surface::ActorHistory)?;
-    check_page_size(page_size)?;
-    let print = fingerprint(&format!("actor\u{1e}{actor}"));
-    let mut sql = transactions_with_actions();
-    sql.push(" AND t.actor IS NOT NULL");
-    actor.push_sql(&mut sql, "t.actor");
-    restriction.push_transaction_sql(&mut sql);
-    let after = cursor.map(|c| c.position(print)).transpose()?;
-    sql.newest_first("t.occurred_at", "t.id", after, page_size + 1);
-    let rows: Vec<TransactionRow> = conn.load(sql).await?;
-    paginate(
-        rows,
-        page_size,
-        |r| Cursor::new(r.occurred_at, r.id(), print),
-        TransactionRecord::try_from,
-    )
+    telemetry::read("actor_history", async {
+        let restriction = scope.restriction(Surface::ActorHistory)?;
+        check_page_size(page_size)?;
+        let print = fingerprint(&format!("actor\u{1e}{actor}"));
+        let mut sql = transactions_with_actions();
+        sql.push(" AND t.actor IS NOT NULL");
+        actor.push_sql(&mut sql, "t.actor");
+        restriction.push_transaction_sql(&mut sql);
+        let after = cursor.map(|c| c.position(print)).transpose()?;
+        sql.newest_first("t.occurred_at", "t.id", after, page_size + 1);
+        let rows: Vec<TransactionRow> = conn.load(sql).await?;
+        paginate(
+            rows,
+            page_size,
+            |r| Cursor::new(r.occurred_at, r.id(), print),
+            TransactionRecord::try_from,
+        )
+    })
+    .await
 }
 
 async fn correlation_bundle<C: Db>(
@@ -587,41 +602,44 @@ async fn correlation_bundle<C: Db>(
     cursor: Option<&Cursor>,
     page_size: usize,
 ) -> Result<CorrelationBundle, Error> {
-    let restriction = scope.restriction(Surface::Correlation)?;
-    let filter = Filter::new().correlation_id(correlation_id)?;
-    let sql = filtered_changes(CHANGE_COLUMNS, &filter, &restriction);
-    let changes = change_page(conn, sql, filter_print("correlation", &filter), cursor, page_size).await?;
+    telemetry::read("correlation_bundle", async {
+        let restriction = scope.restriction(Surface::Correlation)?;
+        let filter = Filter::new().correlation_id(correlation_id)?;
+        let sql = filtered_changes(CHANGE_COLUMNS, &filter, &restriction);
+        let changes = change_page(conn, sql, filter_print("correlation", &filter), cursor, page_size).await?;
 
-    let mut sql = Sql::new(&format!(
-        "SELECT {ACTION_COLUMNS} FROM threadline.audit_actions a WHERE a.correlation_id = "
-    ));
-    sql.bind(Bind::Text(correlation_id.trim().into()));
-    restriction.push_party_sql(&mut sql, "a");
-    if restriction.limits_tables() {
-        sql.push(
-            " AND EXISTS (SELECT 1 FROM threadline.audit_transactions t \
-             JOIN threadline.audit_changes c ON c.transaction_id = t.id WHERE t.action_id = a.id",
-        );
-        restriction.push_table_sql(&mut sql, "c");
-        sql.push(")");
-    }
-    sql.push(&format!(
-        " ORDER BY a.inserted_at, a.id LIMIT {}",
-        MAX_BUNDLE_ACTIONS + 1
-    ));
-    let mut rows: Vec<ActionRow> = conn.load(sql).await?;
-    let actions_truncated = rows.len() > MAX_BUNDLE_ACTIONS;
-    rows.truncate(MAX_BUNDLE_ACTIONS);
-    let actions = rows
-        .into_iter()
-        .filter_map(|r| r.into_record().transpose())
-        .collect::<Result<Vec<_>, _>>()?;
-    if cursor.is_none() && actions.is_empty() && changes.entries.is_empty() {
-        return Err(Error::NotFound { what: "correlation id" });
-    }
-    Ok(CorrelationBundle {
-        actions,
-        actions_truncated,
-        changes,
+        let mut sql = Sql::new(&format!(
+            "SELECT {ACTION_COLUMNS} FROM threadline.audit_actions a WHERE a.correlation_id = "
+        ));
+        sql.bind(Bind::Text(correlation_id.trim().into()));
+        restriction.push_party_sql(&mut sql, "a");
+        if restriction.limits_tables() {
+            sql.push(
+                " AND EXISTS (SELECT 1 FROM threadline.audit_transactions t \
+                 JOIN threadline.audit_changes c ON c.transaction_id = t.id WHERE t.action_id = a.id",
+            );
+            restriction.push_table_sql(&mut sql, "c");
+            sql.push(")");
+        }
+        sql.push(&format!(
+            " ORDER BY a.inserted_at, a.id LIMIT {}",
+            MAX_BUNDLE_ACTIONS + 1
+        ));
+        let mut rows: Vec<ActionRow> = conn.load(sql).await?;
+        let actions_truncated = rows.len() > MAX_BUNDLE_ACTIONS;
+        rows.truncate(MAX_BUNDLE_ACTIONS);
+        let actions = rows
+            .into_iter()
+            .filter_map(|r| r.into_record().transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        if cursor.is_none() && actions.is_empty() && changes.entries.is_empty() {
+            return Err(Error::NotFound { what: "correlation id" });
+        }
+        Ok(CorrelationBundle {
+            actions,
+            actions_truncated,
+            changes,
+        })
     })
+    .await
 }
