@@ -429,6 +429,22 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_every_key_and_the_example_s_file_parses() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let readme = fs::read_to_string(root.join("README.md")).unwrap();
+        for key in &KEYS {
+            assert!(
+                readme.contains(&format!("| `{}` |", key.name)),
+                "{} in the README",
+                key.name
+            );
+        }
+        let example = root.join("examples/blog").join(FILE_NAME);
+        let config = Config::parse(&fs::read_to_string(&example).unwrap(), &example).unwrap();
+        assert_eq!(config.audited.map(|a| a.len()), Some(3));
+    }
+
+    #[test]
     fn the_nearest_file_up_the_tree_is_found() {
         let root = std::env::temp_dir().join(format!("threadline-config-{}", std::process::id()));
         let nested = root.join("a/b");
