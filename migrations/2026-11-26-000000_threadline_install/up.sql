@@ -301,15 +301,6 @@ BEGIN
 END
 $$;
 
--- What the current database transaction has captured so far: the tables it changed and
--- its number of changes, for telemetry. Only the caller's own transaction is visible.
-CREATE FUNCTION threadline.transaction_summary(OUT tables text[], OUT changes bigint)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(array_agg(DISTINCT format('%s.%s', c.table_schema, c.table_name)), '{}'), count(*)
-      FROM threadline.audit_changes c
-     WHERE c.transaction_id = threadline.current_transaction_id();
-$$;
-
 -- Finds or creates the audit transaction row of the current transaction. Called by
 -- the generated capture functions once per statement, with the clock of the statement
 -- (so a transaction occurs when its first change is captured); it runs as their role,
@@ -1753,7 +1744,6 @@ GRANT EXECUTE ON FUNCTION
     threadline.set_actor(jsonb),
     threadline.record_action(jsonb),
     threadline.current_transaction_id(),
-    threadline.transaction_summary(),
     threadline.validate_actor(jsonb),
     threadline.validate_label(text, jsonb),
     threadline.optional_text(text, jsonb)

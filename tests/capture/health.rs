@@ -159,14 +159,14 @@ fn strict_mode_expected_on_and_an_outdated_install_are_reported() {
     exec(&mut conn, &report.findings[0].fix);
     assert_eq!(expecting.run_blocking(&mut conn).unwrap().findings, []);
 
-    exec(&mut conn, "UPDATE threadline.schema_version SET version = 0");
+    exec(&mut conn, "DELETE FROM threadline.schema_version WHERE version > 1");
     let report = HealthCheck::new().run_blocking(&mut conn).unwrap();
     assert_eq!(codes(&report), [("schema_outdated".to_owned(), None)]);
     assert_eq!(report.findings[0].severity, Severity::Warning);
     assert!(
         report.findings[0]
             .detail
-            .starts_with("threadline schema version 0 is installed")
+            .starts_with("threadline schema version 1 is installed")
     );
 }
 

@@ -288,19 +288,20 @@ fn every_role_may_do_exactly_what_the_privileges_matrix_says() {
     for (role, expected) in [
         (
             APP_ROLE,
-            "begin_audit current_transaction_id optional_text record_action set_actor transaction_summary validate_actor \
-             validate_label",
+            "begin_audit current_transaction_id optional_text record_action record_evidence set_actor \
+             transaction_summary validate_actor validate_label",
         ),
         (
             "threadline_reader",
             "base_type begin_audit column_snapshot current_transaction_id health_findings \
-             index_compares_as_columns key_index_exists key_kind optional_text record_action render_key \
-             row_in_partition set_actor table_policy transaction_summary validate_actor validate_label",
+             index_compares_as_columns key_index_exists key_kind optional_text purge_plan record_action \
+             record_evidence render_key row_in_partition set_actor table_policy transaction_summary validate_actor \
+             validate_label",
         ),
         (
             "threadline_capture",
-            "begin_audit current_transaction_id optional_text record_action set_actor transaction_for_capture \
-             transaction_summary validate_actor validate_label",
+            "begin_audit current_transaction_id optional_text record_action record_evidence set_actor \
+             transaction_for_capture transaction_summary validate_actor validate_label",
         ),
     ] {
         #[derive(QueryableByName)]

@@ -26,6 +26,10 @@ enum Kind {
     Bool,
     /// An array of table names, `schema.table` or `table` (in `public`).
     Tables,
+    /// A whole number, 1 or more.
+    Count,
+    /// A whole number, 0 or more.
+    Millis,
 }
 
 impl Kind {
@@ -36,6 +40,8 @@ impl Kind {
             Kind::Schema => "a schema name string, like \"public\"",
             Kind::Bool => "true or false",
             Kind::Tables => "an array of table names, like [\"public.posts\", \"users\"]",
+            Kind::Count => "a whole number, 1 or more",
+            Kind::Millis => "a whole number of milliseconds, 0 or more",
         }
     }
 }
@@ -54,7 +60,7 @@ pub struct Key {
 }
 
 /// Every key `threadline.toml` accepts.
-pub static KEYS: [Key; 7] = [
+pub static KEYS: [Key; 10] = [
     Key {
         name: "paths.src",
         kind: Kind::Path,
@@ -98,6 +104,24 @@ pub static KEYS: [Key; 7] = [
         default: "false",
         doc: "expect strict mode on: health reports an error while threadline.require_actor is off",
     },
+    Key {
+        name: "retention.keep_days",
+        kind: Kind::Count,
+        default: "none: retention purge needs --keep-days",
+        doc: "how many days of changes retention purge keeps",
+    },
+    Key {
+        name: "retention.batch_size",
+        kind: Kind::Count,
+        default: "10000",
+        doc: "changes deleted per batch",
+    },
+    Key {
+        name: "retention.pause_ms",
+        kind: Kind::Millis,
+        default: "100",
+        doc: "the pause between batches, so the app keeps its throughput",
+    },
 ];
 
 /// The settings a command runs with: the file's, else the defaults.
@@ -117,6 +141,12 @@ pub struct Config {
     pub unaudited: Vec<TableName>,
     /// `coverage.require_actor`.
     pub require_actor: bool,
+    /// `retention.keep_days`.
+    pub keep_days: Option<i64>,
+    /// `retention.batch_size`.
+    pub batch_size: Option<i64>,
+    /// `retention.pause_ms`.
+    pub pause_ms: Option<i64>,
 }
 
 impl Default for Config {
@@ -129,6 +159,9 @@ impl Default for Config {
             audited: None,
             unaudited: Vec::new(),
             require_actor: false,
+            keep_days: None,
+            batch_size: None,
+            pause_ms: None,
         }
     }
 }
@@ -221,6 +254,18 @@ impl Config {
                     }
                     ("coverage.require_actor", Value::Boolean(on)) => {
                         config.require_actor = *on;
+                        Ok(())
+                    }
+                    ("retention.keep_days" | "retention.batch_size", Value::Integer(n)) if *n >= 1 => {
+                        *if key.name == "retention.keep_days" {
+                            &mut config.keep_days
+                        } else {
+                            &mut config.batch_size
+                        } = Some(*n);
+                        Ok(())
+                    }
+                    ("retention.pause_ms", Value::Integer(n)) if *n >= 0 => {
+                        config.pause_ms = Some(*n);
                         Ok(())
                     }
                     ("coverage.audited", Value::Array(items)) => {
@@ -404,7 +449,7 @@ mod tests {
         );
         assert_eq!(
             errors("[coverge]\naudited = []"),
-            ["unknown key [coverge] (did you mean coverage?); known sections: paths, coverage"]
+            ["unknown key [coverge] (did you mean coverage?); known sections: paths, coverage, retention"]
         );
         assert_eq!(errors("src = \"x\""), ["src belongs in a [paths] section"]);
         assert_eq!(
@@ -414,6 +459,14 @@ mod tests {
                 "coverage.require_actor must be true or false, not a string (\"yes\")",
             ]
         );
+        assert_eq!(
+            errors("[retention]\nkeep_days = 0\npause_ms = -1"),
+            [
+                "retention.keep_days must be a whole number, 1 or more, not an integer (0)",
+                "retention.pause_ms must be a whole number of milliseconds, 0 or more, not an integer (-1)",
+            ]
+        );
+        assert_eq!(parse("[retention]\nkeep_days = 90").unwrap().keep_days, Some(90));
         assert_eq!(
             errors("[paths]\nsrc = 1"),
             ["paths.src must be a path string, like \"src\", not an integer (1)"]

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use chrono::Utc;
-use threadline::schema::{INSTALL_SQL, SCHEMA_VERSION, UNINSTALL_SQL};
+use threadline::schema::{INSTALL_SQL, SCHEMA_VERSION, UNINSTALL_SQL, upgrades_from};
 
 use crate::Failure;
 use crate::args::{Args, Spec};
@@ -32,8 +32,11 @@ options:
   --config PATH         the threadline.toml to read (default: the nearest one up
                         from the current directory)
 
-Writes nothing when a migration there installs the schema already. Exits with
-status 1 when that migration installs a schema version this release cannot upgrade.",
+When a migration there installs an older schema version, writes the upgrade
+migrations instead: a folder <version>_threadline_upgrade_<n> for each version after
+it, whose down.sql reverts it. Writes nothing when the migrations install the current
+version already. Exits with status 1 when they install a newer version than this
+release knows.",
 };
 
 /// Runs `threadline install`.
@@ -41,27 +44,45 @@ pub fn install(args: &Args) -> Result<(), Failure> {
     let config = args.config()?;
     let migrations = Migrations::read(&args.path_or("migrations", &config.migrations))?;
     let mut out = io::stdout().lock();
-    if let Some((migration, version)) = migrations.install()? {
-        let path = migrations.path(&migration.folder);
-        if version != SCHEMA_VERSION {
-            return Err(Failure::Runtime(format!(
-                "{path} installs threadline schema version {version}; this release installs version \
-                 {SCHEMA_VERSION} and cannot upgrade from version {version}"
-            )));
-        }
+    let Some((migration, version)) = migrations.install()? else {
+        let version = migrations.next_versions(1, Utc::now())?.remove(0);
+        let folder = format!("{version}_threadline_install");
+        migrations.write(&folder, INSTALL_SQL, UNINSTALL_SQL)?;
         writeln!(
             out,
-            "threadline is already installed by {path} (schema version {version}); no upgrade migration is needed"
+            "wrote {} (threadline schema version {SCHEMA_VERSION}); apply it with diesel migration run",
+            migrations.path(&folder)
+        )?;
+        return Ok(());
+    };
+    let path = migrations.path(&migration.folder);
+    if version > SCHEMA_VERSION {
+        return Err(Failure::Runtime(format!(
+            "{path} leaves threadline schema version {version}; this release knows version {SCHEMA_VERSION} \
+             and cannot run against it: upgrade threadline"
+        )));
+    }
+    if version == SCHEMA_VERSION {
+        writeln!(
+            out,
+            "threadline is installed by the migrations up to {path} (schema version {version}); no upgrade \
+             migration is needed"
         )?;
         return Ok(());
     }
-    let version = migrations.next_versions(1, Utc::now())?.remove(0);
-    let folder = format!("{version}_threadline_install");
-    migrations.write(&folder, INSTALL_SQL, UNINSTALL_SQL)?;
-    writeln!(
-        out,
-        "wrote {} (threadline schema version {SCHEMA_VERSION}); apply it with diesel migration run",
-        migrations.path(&folder)
-    )?;
+    let upgrades: Vec<_> = upgrades_from(version).collect();
+    let versions = migrations.next_versions(upgrades.len(), Utc::now())?;
+    for (upgrade, at) in upgrades.iter().zip(versions) {
+        let folder = format!("{at}_threadline_upgrade_{}", upgrade.version);
+        migrations.write(&folder, upgrade.up, upgrade.down)?;
+        writeln!(
+            out,
+            "wrote {} (upgrades threadline schema version {} to {})",
+            migrations.path(&folder),
+            upgrade.version - 1,
+            upgrade.version
+        )?;
+    }
+    writeln!(out, "apply the upgrade with diesel migration run")?;
     Ok(())
 }

@@ -15,6 +15,7 @@ mod export;
 mod gen_triggers;
 mod health;
 mod install;
+mod lifecycle;
 mod migrations;
 mod models;
 mod policy;
@@ -41,6 +42,9 @@ commands:
   health          report which tables are audited and what keeps capture from being whole
   verify-coverage exit 1 unless every table expected audited is covered (for CI)
   policy show     compare the models' capture policies with the deployed ones
+  retention       purge changes older than the kept window (purge), list the runs (runs)
+  evidence show   the evidence recorded about the trail
+  views list      the operators' saved views
   install-sql     print the SQL that installs the threadline schema
   uninstall-sql   print the SQL that removes it, with every audit row
   --version       print the version
@@ -61,7 +65,7 @@ fn usage() -> String {
 type Run = fn(&Args) -> Result<(), Failure>;
 
 /// The commands that take arguments, with what each accepts and how it runs.
-static COMMANDS: [(&Spec, Run); 10] = [
+static COMMANDS: [(&Spec, Run); 13] = [
     (&install::INSTALL, install::install),
     (&gen_triggers::GEN_TRIGGERS, gen_triggers::gen_triggers),
     (&read::TIMELINE, read::timeline),
@@ -72,6 +76,9 @@ static COMMANDS: [(&Spec, Run); 10] = [
     (&health::HEALTH, health::health),
     (&coverage::VERIFY_COVERAGE, coverage::verify_coverage),
     (&drift::POLICY, drift::policy),
+    (&lifecycle::RETENTION, lifecycle::retention),
+    (&lifecycle::EVIDENCE, lifecycle::evidence),
+    (&lifecycle::VIEWS, lifecycle::views),
 ];
 
 /// Why a command failed, and so its exit status.

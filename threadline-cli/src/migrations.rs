@@ -12,6 +12,9 @@ use crate::Failure;
 /// The first line of a Threadline install migration's `up.sql`, before the schema version:
 /// `-- Threadline schema, version 1.`
 const INSTALL_HEADER: &str = "-- Threadline schema, version ";
+/// The first line of an upgrade migration's `up.sql`, before the version it upgrades to:
+/// `-- Threadline schema upgrade to version 2.`
+const UPGRADE_HEADER: &str = "-- Threadline schema upgrade to version ";
 
 /// One migration folder.
 #[derive(Debug)]
@@ -74,8 +77,8 @@ impl Migrations {
         }
     }
 
-    /// The newest migration that installs the Threadline schema, with the schema version
-    /// it installs.
+    /// The newest migration that installs or upgrades the Threadline schema, with the
+    /// schema version it leaves.
     pub fn install(&self) -> Result<Option<(&Migration, i32)>, Failure> {
         let mut found = None;
         for migration in &self.all {
@@ -139,12 +142,13 @@ impl Migrations {
     }
 }
 
-/// The schema version an install migration's `up.sql` creates, from its first line.
+/// The schema version an install or upgrade migration's `up.sql` leaves, from its first
+/// line.
 pub fn install_version(up_sql: &str) -> Option<i32> {
-    up_sql
-        .lines()
-        .next()?
-        .strip_prefix(INSTALL_HEADER)?
+    let first = up_sql.lines().next()?;
+    first
+        .strip_prefix(INSTALL_HEADER)
+        .or_else(|| first.strip_prefix(UPGRADE_HEADER))?
         .trim_end()
         .strip_suffix('.')?
         .parse()
@@ -226,5 +230,8 @@ mod tests {
             Some(12)
         );
         assert_eq!(install_version("SELECT 1;"), None);
+        for upgrade in threadline::schema::UPGRADES {
+            assert_eq!(install_version(upgrade.up), Some(upgrade.version));
+        }
     }
 }

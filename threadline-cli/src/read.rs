@@ -154,9 +154,25 @@ pub fn history(args: &Args) -> Result<(), Failure> {
     let page_size = args.page_size()?.unwrap_or(DEFAULT_PAGE_SIZE);
     let cursor = args.cursor()?;
     let mut conn = connect(args)?;
-    let page = Reader::new()
+    let found = Reader::new()
         .blocking()
-        .row_history_page(&mut conn, &table, &key, cursor.as_ref(), page_size)?;
+        .row_history_page(&mut conn, &table, &key, cursor.as_ref(), page_size);
+    let horizon = match &found {
+        Ok(page) if page.next_cursor.is_some() => None,
+        _ => threadline::retention::horizon_blocking(&mut conn)?,
+    };
+    let begins = horizon.map(|at| {
+        format!(
+            "the trail begins at {}: retention deleted the changes captured before it",
+            at.to_rfc3339_opts(SecondsFormat::Micros, true)
+        )
+    });
+    let page = match (found, &begins) {
+        (Err(threadline::Error::NotFound { what }), Some(begins)) => {
+            return Err(Failure::Runtime(format!("{what} not found; {begins}")));
+        }
+        (found, _) => found?,
+    };
     let mut out = BufWriter::new(io::stdout().lock());
     if args.switch("json") {
         json_line(&mut out, &page.entries)?;
@@ -165,6 +181,9 @@ pub fn history(args: &Args) -> Result<(), Failure> {
     }
     out.flush()?;
     more(&page);
+    if let Some(begins) = begins {
+        note(format!("{begins}; older changes of this row are gone"));
+    }
     Ok(())
 }
 

@@ -822,3 +822,101 @@ fn a_bad_threadline_toml_is_a_usage_error_naming_the_key() {
     let explicit = threadline(&["verify-coverage", "--config", file.to_str().unwrap()]);
     explicit.fails(2, "did you mean coverage.require_actor?");
 }
+
+#[test]
+fn retention_purges_only_with_a_mode_logs_its_runs_and_history_says_where_the_trail_begins() {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    exec(
+        &mut conn,
+        "CREATE TABLE posts (id int PRIMARY KEY, title text); SELECT threadline.audit_table('posts');
+         INSERT INTO posts VALUES (1, 'old'); INSERT INTO posts VALUES (2, 'old');
+         UPDATE threadline.audit_changes SET captured_at = now() - interval '40 days';
+         UPDATE threadline.audit_transactions SET occurred_at = now() - interval '40 days';
+         UPDATE posts SET title = 'new' WHERE id = 1;",
+    );
+    run(&db, "retention", &["purge", "--keep-days", "30"]).fails(2, "give --dry-run");
+    run(&db, "retention", &["purge", "--dry-run"]).fails(2, "no retention window: pass --keep-days N");
+    run(&db, "retention", &["purge", "--dry-run", "--keep-days", "0"]).fails(2, "--keep-days:");
+    run(&db, "retention", &["prune"]).fails(2, "unknown subcommand \"prune\"");
+    let dry = run(&db, "retention", &["purge", "--dry-run", "--keep-days", "30"]);
+    assert!(
+        dry.ok()
+            .starts_with("dry run: 2 changes and 1 transaction captured before "),
+        "{dry:?}"
+    );
+    assert!(
+        dry.stdout.ends_with("would be deleted; nothing was deleted\n"),
+        "{dry:?}"
+    );
+
+    // The window from threadline.toml; the flag would override it.
+    let dir = scratch("retention");
+    std::fs::write(
+        dir.join("threadline.toml"),
+        "[retention]\nkeep_days = 30\nbatch_size = 1\npause_ms = 0\n",
+    )
+    .unwrap();
+    let purge = threadline_in(
+        &dir,
+        &["retention", "purge", "--execute", "--json", "--database-url", db.url()],
+    )
+    .json();
+    assert_eq!(purge["run"]["status"], "completed");
+    assert_eq!(purge["run"]["changes_deleted"], 2);
+    assert_eq!(purge["run"]["batches"], 3, "batches of one, then an empty one");
+    assert_eq!(purge["abandoned"], json!([]));
+    let runs = run(&db, "retention", &["runs"]);
+    assert!(
+        runs.ok()
+            .starts_with("run 1 completed: 2 changes and 1 transaction captured before "),
+        "{runs:?}"
+    );
+
+    let history = run(&db, "history", &["posts", "1"]);
+    assert_eq!(history.code, 0, "{history:?}");
+    assert!(history.stderr.contains("the trail begins at "), "{history:?}");
+    run(&db, "history", &["posts", "2"]).fails(1, "row not found; the trail begins at ");
+}
+
+#[test]
+fn evidence_show_and_views_list_read_what_the_api_recorded() {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    let auditor = ActorRef::admin("7").unwrap();
+    let report = threadline::health::HealthCheck::new().run_blocking(&mut conn).unwrap();
+    threadline::evidence::record_blocking(&mut conn, &auditor, &threadline::evidence::Evidence::coverage(&report))
+        .unwrap();
+    let shown = run(&db, "evidence", &["show"]);
+    assert!(
+        shown
+            .ok()
+            .contains("proven       coverage:none            0 tables covered, 0 uncovered"),
+        "{shown:?}"
+    );
+    assert!(shown.stdout.contains("(by admin:7, coverage_snapshot)"), "{shown:?}");
+    let json = run(
+        &db,
+        "evidence",
+        &["show", "--subject", "coverage:none", "--history", "--json"],
+    )
+    .json();
+    assert_eq!(json[0]["recorded_by"], json!({"type": "admin", "id": "7"}));
+    assert_eq!(
+        run(&db, "evidence", &["show", "--subject", "other", "--json"]).json(),
+        json!([])
+    );
+
+    let filter = threadline::read::Filter::new().table("posts").unwrap();
+    threadline::views::save_blocking(&mut conn, &auditor, "posts only", &filter).unwrap();
+    let listed = run(&db, "views", &["list", "--owner", "admin:7"]);
+    assert_eq!(
+        listed.ok(),
+        format!("{:<20} {:<30} {}\n", "admin:7", "posts only", "table=public.posts")
+    );
+    assert_eq!(
+        run(&db, "views", &["list", "--owner", "admin:8", "--json"]).json(),
+        json!([])
+    );
+    run(&db, "views", &["list", "--owner", "admin"]).fails(2, "name one operator");
+}

@@ -282,8 +282,10 @@ fn install_writes_one_migration_and_recognises_it_afterwards() {
     assert_eq!(
         again.ok(),
         format!(
-            "threadline is already installed by {} (schema version 1); no upgrade migration is needed\n",
-            app.path("migrations").join(install).display()
+            "threadline is installed by the migrations up to {} (schema version {}); no upgrade migration is \
+             needed\n",
+            app.path("migrations").join(install).display(),
+            threadline::schema::SCHEMA_VERSION
         )
     );
     assert_eq!(app.migrations(), folders);
@@ -295,8 +297,47 @@ fn install_writes_one_migration_and_recognises_it_afterwards() {
     );
     let refused = other.threadline("install", &[]);
     assert_eq!(refused.code, 1, "{refused:?}");
-    assert!(refused.stderr.contains("cannot upgrade from version 99"), "{refused:?}");
+    assert!(
+        refused.stderr.contains("leaves threadline schema version 99"),
+        "{refused:?}"
+    );
     assert_eq!(other.migrations().len(), 2);
+}
+
+#[test]
+fn install_upgrades_an_app_that_installed_version_1() {
+    let app = App::new("upgrade");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let v1 = fs::read_to_string(repo.join("migrations/2026-11-26-000000_threadline_install/up.sql")).unwrap();
+    assert!(v1.starts_with("-- Threadline schema, version 1.\n"));
+    app.write("migrations/2026-02-01-000000_threadline_install/up.sql", &v1);
+    app.write(
+        "migrations/2026-02-01-000000_threadline_install/down.sql",
+        UNINSTALL_SQL,
+    );
+    let db = TestDatabase::empty().expect("test database");
+    app.diesel("run", &db);
+    let run = app.threadline("install", &[]);
+    let folders = app.migrations();
+    assert_eq!(folders.len(), 3, "{folders:?}");
+    assert!(folders[2].ends_with("_threadline_upgrade_2"), "{folders:?}");
+    assert!(
+        run.ok().contains("(upgrades threadline schema version 1 to 2)"),
+        "{run:?}"
+    );
+    app.diesel("run", &db);
+    let mut conn = db.connect().unwrap();
+    assert_eq!(
+        threadline::schema::installed_version(&mut conn).unwrap(),
+        Some(threadline::schema::SCHEMA_VERSION)
+    );
+    assert!(
+        app.threadline("install", &[])
+            .ok()
+            .contains("no upgrade migration is needed")
+    );
+    app.diesel("revert", &db);
+    assert_eq!(threadline::schema::installed_version(&mut conn).unwrap(), Some(1));
 }
 
 #[test]

@@ -59,6 +59,9 @@ pub enum Error {
         /// What did not fit.
         reason: String,
     },
+    /// Another process holds what this one needs (a retention run's lock); nothing was done.
+    #[error("{0}")]
+    Locked(String),
     /// Writing an export failed.
     #[error("export output: {0}")]
     Io(#[from] std::io::Error),

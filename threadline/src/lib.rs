@@ -41,16 +41,19 @@ mod actor;
 pub mod blocking;
 mod context;
 mod error;
+pub mod evidence;
 pub mod export;
 pub mod health;
 pub mod model;
 pub mod policy;
 pub mod read;
+pub mod retention;
 pub mod schema;
 mod support;
 mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod views;
 mod write;
 
 pub use actor::{ActorRef, ActorType};

@@ -1,8 +1,15 @@
-//! The `threadline` schema: its install SQL and a way to apply it from Rust.
+//! The `threadline` schema: its install and upgrade SQL and a way to apply them from Rust.
 //!
-//! Apps that migrate with the Diesel CLI keep the install SQL as a migration (the
-//! repository's `migrations/` folder shows one); apps that migrate in code call
+//! Apps that migrate with the Diesel CLI keep the install SQL as a migration, and each
+//! later version's upgrade as another (`threadline install` writes whichever the app
+//! lacks; the repository's `migrations/` folder shows both); apps that migrate in code call
 //! [`install`] at start-up.
+//!
+//! A released version is never edited. The next version's changes go in
+//! `sql/upgrade/<version>.sql` (ending with its `schema_version` row) and
+//! `sql/downgrade/<version>.sql`, an entry in [`UPGRADES`], and a bump of
+//! [`SCHEMA_VERSION`]; [`INSTALL_SQL`] is version 1 followed by every upgrade in order, so
+//! a fresh install and an upgraded one are the same schema by construction.
 
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Bool, Integer, Nullable};
@@ -11,10 +18,41 @@ use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, sql_query};
 use crate::Error;
 
 /// The schema version [`INSTALL_SQL`] creates.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
-/// SQL that creates the `threadline` schema, its tables, functions and event triggers.
-pub const INSTALL_SQL: &str = include_str!("../sql/install.sql");
+/// SQL that creates the `threadline` schema at [`SCHEMA_VERSION`]: its tables, functions and
+/// event triggers.
+pub const INSTALL_SQL: &str = concat!(
+    "-- Threadline schema, version 2.\n",
+    "-- Version 1 as released, then each upgrade in order.\n\n",
+    include_str!("../sql/install.sql"),
+    "\n",
+    include_str!("../sql/upgrade/2.sql"),
+);
+
+/// One step from the version before it: its target version, the SQL that upgrades to it,
+/// and the SQL that reverts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upgrade {
+    /// The version it upgrades to.
+    pub version: i32,
+    /// The upgrade.
+    pub up: &'static str,
+    /// Its reversal (for a migration's `down.sql`).
+    pub down: &'static str,
+}
+
+/// Every upgrade, oldest first: version 1 is the base install.
+pub const UPGRADES: [Upgrade; 1] = [Upgrade {
+    version: 2,
+    up: include_str!("../sql/upgrade/2.sql"),
+    down: include_str!("../sql/downgrade/2.sql"),
+}];
+
+/// The upgrades that take an install of `version` to [`SCHEMA_VERSION`], in order.
+pub fn upgrades_from(version: i32) -> impl Iterator<Item = &'static Upgrade> {
+    UPGRADES.iter().filter(move |u| u.version > version)
+}
 
 /// SQL that removes the `threadline` schema and every audit row with it.
 pub const UNINSTALL_SQL: &str = include_str!("../sql/uninstall.sql");
@@ -43,9 +81,10 @@ pub fn installed_version(conn: &mut PgConnection) -> Result<Option<i32>, Error> 
     Ok(row.version)
 }
 
-/// Installs the schema in one transaction unless it is already there.
+/// Installs the schema, or upgrades an older install, in one transaction.
 ///
-/// Returns `true` when it installed, `false` when the current version was present.
+/// Returns `true` when it installed or upgraded, `false` when the current version was
+/// present.
 ///
 /// ```no_run
 /// # fn demo() -> Result<(), threadline::Error> {
@@ -62,6 +101,12 @@ pub fn install(conn: &mut PgConnection) -> Result<bool, Error> {
             Ok(true)
         }
         Some(SCHEMA_VERSION) => Ok(false),
+        Some(found) if found < SCHEMA_VERSION => {
+            for upgrade in upgrades_from(found) {
+                conn.batch_execute(upgrade.up)?;
+            }
+            Ok(true)
+        }
         Some(found) => Err(Error::SchemaVersion {
             found,
             expected: SCHEMA_VERSION,

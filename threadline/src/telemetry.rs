@@ -21,6 +21,7 @@ use crate::export::Format;
 use crate::health::{HealthReport, Severity};
 use crate::policy::{PolicyReport, PolicyStatus};
 use crate::read::{AsOf, CorrelationBundle, Incident, Page};
+use crate::retention::RetentionRun;
 use crate::{Action, ActionStatus, Error};
 
 /// Milliseconds since `started`, to the microsecond.
@@ -41,6 +42,7 @@ pub(crate) fn error_kind(error: &Error) -> &'static str {
         Error::InvalidCursor(_) => "invalid_cursor",
         Error::ScopeRefused(_) => "scope_refused",
         Error::Decode { .. } => "decode",
+        Error::Locked(_) => "locked",
         Error::Io(_) => "io",
         #[cfg(feature = "testing")]
         Error::TestDatabase(_) => "test_database",
@@ -169,6 +171,34 @@ pub(crate) fn policy_checked(report: &PolicyReport, started: Instant) {
         elapsed_ms = elapsed_ms(started),
         "policy check"
     );
+}
+
+/// Reports a retention run that ended (or could not start).
+pub(crate) fn retention_finished(run: Result<&RetentionRun, &Error>, started: Instant) {
+    match run {
+        Ok(run) => tracing::info!(
+            target: "threadline::retention",
+            run = run.id,
+            status = ?run.status,
+            changes_deleted = run.changes_deleted,
+            transactions_deleted = run.transactions_deleted,
+            batches = run.batches,
+            more_left = run.more_left,
+            elapsed_ms = elapsed_ms(started),
+            "retention run finished"
+        ),
+        Err(error) => tracing::info!(
+            target: "threadline::retention",
+            error = error_kind(error),
+            elapsed_ms = elapsed_ms(started),
+            "retention run failed"
+        ),
+    }
+}
+
+/// Reports a pruner run that did not happen or failed.
+pub(crate) fn pruner_skipped(error: &Error) {
+    tracing::debug!(target: "threadline::retention", error = error_kind(error), "pruner run skipped");
 }
 
 /// Whether a subscriber takes the commit event, and so whether the transaction's summary

@@ -285,6 +285,59 @@ impl Filter {
         }
     }
 
+    /// The filter as `(key, value)` pairs in [`FILTER_KEYS`] order: what
+    /// [`Filter::from_pairs`] reads back into the same filter.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        [
+            ("table", self.table.as_ref().map(ToString::to_string)),
+            ("actor", self.actor.as_ref().map(ToString::to_string)),
+            ("from", self.from.as_ref().map(time)),
+            ("to", self.to.as_ref().map(time)),
+            ("request_id", self.request_id.clone()),
+            ("correlation_id", self.correlation_id.clone()),
+            ("action", self.action.clone()),
+            ("op", self.op.map(|o| o.to_string())),
+            ("tenant_id", self.tenant_id.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|v| (key, v)))
+        .collect()
+    }
+
+    /// The canonical query string: `table=public.posts&actor=user%3A42`, keys in
+    /// [`FILTER_KEYS`] order, values percent-encoded. Equal filters give equal strings.
+    ///
+    /// ```
+    /// use threadline::read::Filter;
+    ///
+    /// let filter = Filter::new().correlation_id("checkout 91")?.table("posts")?;
+    /// assert_eq!(filter.to_query_string(), "table=public.posts&correlation_id=checkout%2091");
+    /// assert_eq!(Filter::from_query_string(&filter.to_query_string())?, filter);
+    /// # Ok::<(), threadline::Error>(())
+    /// ```
+    pub fn to_query_string(&self) -> String {
+        self.pairs()
+            .iter()
+            .map(|(key, value)| format!("{key}={}", percent_encode(value)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// Reads a query string of [`FILTER_KEYS`], as [`Filter::from_pairs`] checks them; `+`
+    /// is a space, `%XX` a byte of UTF-8.
+    pub fn from_query_string(query: &str) -> Result<Self, Error> {
+        let pairs = query
+            .split('&')
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                let (key, value) = part.split_once('=').unwrap_or((part, ""));
+                Ok((percent_decode(key)?, percent_decode(value)?))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Filter::from_pairs(pairs)
+    }
+
     /// A canonical description, for cursor fingerprints.
     pub(crate) fn describe(&self) -> String {
         let opt = |v: Option<String>| v.unwrap_or_default();
@@ -333,6 +386,38 @@ impl Filter {
             sql.push(" AND c.op = ").bind(Bind::Text(op.as_str().into()));
         }
     }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` and `+`; refuses a malformed escape or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Result<String, Error> {
+    let bad = || Error::invalid("query string", format!("{text:?} has a malformed percent escape"));
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.bytes();
+    while let Some(byte) = rest.next() {
+        match byte {
+            b'%' => {
+                let hex = [rest.next().ok_or_else(bad)?, rest.next().ok_or_else(bad)?];
+                let hex = std::str::from_utf8(&hex).map_err(|_| bad())?;
+                bytes.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            }
+            b'+' => bytes.push(b' '),
+            other => bytes.push(other),
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| Error::invalid("query string", format!("{text:?} is not UTF-8")))
 }
 
 /// Parses an RFC 3339 time such as `2026-11-27T09:30:00Z`.

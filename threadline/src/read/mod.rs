@@ -81,6 +81,14 @@ pub(crate) fn micros<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) ->
 }
 
 /// `2026-11-27T09:30:00.123456Z`.
+/// [`micros`] for an optional time: the text, or `null`.
+pub(crate) fn micros_opt<S: serde::Serializer>(at: &Option<DateTime<Utc>>, serializer: S) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => micros(at, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
 pub(crate) fn rfc3339(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
