@@ -1,7 +1,9 @@
-//! Lifecycle: retention with its runs log, and the evidence plane, on real data.
+//! Lifecycle: retention with its runs log, background export jobs, saved views and the
+//! evidence plane, on real data.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod evidence;
+mod jobs;
 mod retention;

@@ -60,7 +60,7 @@ pub struct Key {
 }
 
 /// Every key `threadline.toml` accepts.
-pub static KEYS: [Key; 10] = [
+pub static KEYS: [Key; 12] = [
     Key {
         name: "paths.src",
         kind: Kind::Path,
@@ -122,6 +122,18 @@ pub static KEYS: [Key; 10] = [
         default: "100",
         doc: "the pause between batches, so the app keeps its throughput",
     },
+    Key {
+        name: "exports.dir",
+        kind: Kind::Path,
+        default: "\"threadline-exports\"",
+        doc: "the folder export-jobs writes objects to",
+    },
+    Key {
+        name: "exports.ttl_days",
+        kind: Kind::Count,
+        default: "7",
+        doc: "the days a completed export job's object is kept",
+    },
 ];
 
 /// The settings a command runs with: the file's, else the defaults.
@@ -147,6 +159,10 @@ pub struct Config {
     pub batch_size: Option<i64>,
     /// `retention.pause_ms`.
     pub pause_ms: Option<i64>,
+    /// `exports.dir`, resolved against the file's folder.
+    pub exports_dir: PathBuf,
+    /// `exports.ttl_days`.
+    pub ttl_days: Option<i64>,
 }
 
 impl Default for Config {
@@ -162,6 +178,8 @@ impl Default for Config {
             keep_days: None,
             batch_size: None,
             pause_ms: None,
+            exports_dir: PathBuf::from("threadline-exports"),
+            ttl_days: None,
         }
     }
 }
@@ -210,6 +228,7 @@ impl Config {
             file: Some(file.to_owned()),
             src: base.join("src"),
             migrations: base.join("migrations"),
+            exports_dir: base.join("threadline-exports"),
             ..Config::default()
         };
         let mut errors = Vec::new();
@@ -235,6 +254,14 @@ impl Config {
                 let result = match (key.name, value) {
                     ("paths.src", Value::String(path)) => {
                         config.src = base.join(path);
+                        Ok(())
+                    }
+                    ("exports.dir", Value::String(path)) => {
+                        config.exports_dir = base.join(path);
+                        Ok(())
+                    }
+                    ("exports.ttl_days", Value::Integer(n)) if *n >= 1 => {
+                        config.ttl_days = Some(*n);
                         Ok(())
                     }
                     ("paths.migrations", Value::String(path)) => {
@@ -449,7 +476,7 @@ mod tests {
         );
         assert_eq!(
             errors("[coverge]\naudited = []"),
-            ["unknown key [coverge] (did you mean coverage?); known sections: paths, coverage, retention"]
+            ["unknown key [coverge] (did you mean coverage?); known sections: paths, coverage, retention, exports"]
         );
         assert_eq!(errors("src = \"x\""), ["src belongs in a [paths] section"]);
         assert_eq!(

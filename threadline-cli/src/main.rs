@@ -12,6 +12,7 @@ mod config;
 mod coverage;
 mod drift;
 mod export;
+mod export_jobs;
 mod gen_triggers;
 mod health;
 mod install;
@@ -39,6 +40,7 @@ commands:
   as-of           show a row as it was at a time
   incident        show one transaction: its context, action and per-field changes
   export          write the changes a filter selects as CSV, JSON or NDJSON
+  export-jobs     queue exports, run them in the background, fetch them (submit, worker, ...)
   health          report which tables are audited and what keeps capture from being whole
   verify-coverage exit 1 unless every table expected audited is covered (for CI)
   policy show     compare the models' capture policies with the deployed ones
@@ -65,7 +67,7 @@ fn usage() -> String {
 type Run = fn(&Args) -> Result<(), Failure>;
 
 /// The commands that take arguments, with what each accepts and how it runs.
-static COMMANDS: [(&Spec, Run); 13] = [
+static COMMANDS: [(&Spec, Run); 14] = [
     (&install::INSTALL, install::install),
     (&gen_triggers::GEN_TRIGGERS, gen_triggers::gen_triggers),
     (&read::TIMELINE, read::timeline),
@@ -79,6 +81,7 @@ static COMMANDS: [(&Spec, Run); 13] = [
     (&lifecycle::RETENTION, lifecycle::retention),
     (&lifecycle::EVIDENCE, lifecycle::evidence),
     (&lifecycle::VIEWS, lifecycle::views),
+    (&export_jobs::EXPORT_JOBS, export_jobs::export_jobs),
 ];
 
 /// Why a command failed, and so its exit status.

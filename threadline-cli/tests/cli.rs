@@ -920,3 +920,62 @@ fn evidence_show_and_views_list_read_what_the_api_recorded() {
     );
     run(&db, "views", &["list", "--owner", "admin"]).fails(2, "name one operator");
 }
+
+#[test]
+fn export_jobs_submit_run_and_fetch_the_bytes_of_a_direct_export_for_the_owner_only() {
+    let (db, mut conn) = setup();
+    blog(&mut conn);
+    let dir = scratch("export-jobs");
+    let store = dir.join("store");
+    let store_flag = store.to_str().unwrap();
+    let id = run(
+        &db,
+        "export-jobs",
+        &[
+            "submit", "--owner", "admin:7", "--format", "csv", "--table", "posts", "--store", store_flag,
+        ],
+    );
+    let id = id.ok().trim().to_owned();
+    run(
+        &db,
+        "export-jobs",
+        &["submit", "--format", "csv", "--store", store_flag],
+    )
+    .fails(2, "--owner ACTOR is required");
+    run(&db, "export-jobs", &["sbumit"]).fails(2, "did you mean submit?");
+    let worker = run(&db, "export-jobs", &["worker", "--once", "--store", store_flag]);
+    assert!(
+        worker.ok().starts_with(&format!("{id:<6} completed  admin:7")),
+        "{worker:?}"
+    );
+    let list = run(
+        &db,
+        "export-jobs",
+        &["list", "--owner", "admin:7", "--json", "--store", store_flag],
+    )
+    .json();
+    assert_eq!(list[0]["state"], "completed");
+
+    let output = dir.join("posts.csv");
+    let output = output.to_str().unwrap();
+    run(
+        &db,
+        "export-jobs",
+        &[
+            "fetch", "--id", &id, "--as", "admin:8", "--output", output, "--store", store_flag,
+        ],
+    )
+    .fails(1, "export job not found");
+    let fetched = run(
+        &db,
+        "export-jobs",
+        &[
+            "fetch", "--id", &id, "--as", "admin:7", "--output", output, "--store", store_flag,
+        ],
+    );
+    assert!(fetched.ok().starts_with("wrote "), "{fetched:?}");
+    let direct = run(&db, "export", &["--format", "csv", "--table", "posts"]);
+    assert_eq!(std::fs::read_to_string(output).unwrap(), direct.ok());
+    let cleaned = run(&db, "export-jobs", &["cleanup", "--json", "--store", store_flag]).json();
+    assert_eq!(cleaned, json!({"expired": 0}), "not due for 7 days");
+}

@@ -62,6 +62,9 @@ pub enum Error {
     /// Another process holds what this one needs (a retention run's lock); nothing was done.
     #[error("{0}")]
     Locked(String),
+    /// The object store of export jobs failed.
+    #[error("export storage: {0}")]
+    Storage(String),
     /// Writing an export failed.
     #[error("export output: {0}")]
     Io(#[from] std::io::Error),
@@ -106,6 +109,7 @@ impl Error {
 /// | `NotFound`, `ScopeRefused` (a scope never reveals what lies beyond it) | 404 |
 /// | `Invalid`, `InvalidCursor` | 400 |
 /// | `Pool`, `Connection` | 503 |
+/// | `Locked` | 409 |
 /// | anything else | 500 |
 #[cfg(feature = "actix")]
 impl actix_web::ResponseError for Error {
@@ -115,6 +119,7 @@ impl actix_web::ResponseError for Error {
             Error::NotFound { .. } | Error::ScopeRefused(_) => StatusCode::NOT_FOUND,
             Error::Invalid { .. } | Error::InvalidCursor(_) => StatusCode::BAD_REQUEST,
             Error::Pool(_) | Error::Connection(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Locked(_) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,7 +127,9 @@ impl actix_web::ResponseError for Error {
     fn error_response(&self) -> actix_web::HttpResponse {
         let message = match self {
             // Their messages name what was refused and why, never a stored value.
-            Error::NotFound { .. } | Error::Invalid { .. } | Error::InvalidCursor(_) => self.to_string(),
+            Error::NotFound { .. } | Error::Invalid { .. } | Error::InvalidCursor(_) | Error::Locked(_) => {
+                self.to_string()
+            }
             Error::ScopeRefused(_) => "not found".to_owned(),
             Error::Pool(_) | Error::Connection(_) => "database unavailable".to_owned(),
             _ => "internal error".to_owned(),

@@ -44,6 +44,8 @@ mod error;
 pub mod evidence;
 pub mod export;
 pub mod health;
+#[cfg(feature = "jobs")]
+pub mod jobs;
 pub mod model;
 pub mod policy;
 pub mod read;

@@ -43,6 +43,7 @@ pub(crate) fn error_kind(error: &Error) -> &'static str {
         Error::ScopeRefused(_) => "scope_refused",
         Error::Decode { .. } => "decode",
         Error::Locked(_) => "locked",
+        Error::Storage(_) => "storage",
         Error::Io(_) => "io",
         #[cfg(feature = "testing")]
         Error::TestDatabase(_) => "test_database",
@@ -199,6 +200,18 @@ pub(crate) fn retention_finished(run: Result<&RetentionRun, &Error>, started: In
 /// Reports a pruner run that did not happen or failed.
 pub(crate) fn pruner_skipped(error: &Error) {
     tracing::debug!(target: "threadline::retention", error = error_kind(error), "pruner run skipped");
+}
+
+/// Reports a step of an export job: `submitted`, `completed`, `failed`, `downloaded`...
+#[cfg(feature = "jobs")]
+pub(crate) fn export_job(step: &'static str, job: i64, rows: i64) {
+    tracing::info!(target: "threadline::export", job, step, rows, "export job");
+}
+
+/// Reports a claimed export job.
+#[cfg(feature = "jobs")]
+pub(crate) fn export_job_claimed(job: i64, attempt: i32, worker: &str) {
+    tracing::info!(target: "threadline::export", job, attempt, worker, "export job claimed");
 }
 
 /// Whether a subscriber takes the commit event, and so whether the transaction's summary

@@ -1,10 +1,11 @@
--- Reverts the Threadline schema upgrade to version 2: removes retention runs, saved views
--- and evidence (with their rows) and transaction_summary().
+-- Reverts the Threadline schema upgrade to version 2: removes retention runs, export jobs,
+-- saved views and evidence (with their rows) and transaction_summary().
 DROP FUNCTION threadline.prune_evidence(timestamptz, text);
 DROP FUNCTION threadline.record_evidence(text, text, text, text, jsonb, jsonb);
 DROP TABLE threadline.evidence_maintenance, threadline.evidence_records;
 DROP FUNCTION threadline.evidence_is_append_only();
 DROP TABLE threadline.saved_views;
+DROP TABLE threadline.export_jobs;
 DROP FUNCTION threadline.purge_batch(timestamptz, integer), threadline.purge_plan(timestamptz);
 DROP TABLE threadline.retention_runs;
 DROP FUNCTION threadline.transaction_summary();

@@ -1,7 +1,8 @@
 -- Threadline schema upgrade to version 2.
 --
--- Adds the lifecycle of the trail: retention with its runs log, saved views, and the
--- append-only evidence records; and transaction_summary() for telemetry. Every function
+-- Adds the lifecycle of the trail: retention with its runs log, background export jobs,
+-- saved views, and the append-only evidence records; and transaction_summary() for
+-- telemetry. Every function
 -- created here is revoked from PUBLIC first and granted on purpose (installing version 1
 -- revoked only the functions that existed then).
 
@@ -73,6 +74,37 @@ BEGIN
     GET DIAGNOSTICS transactions = ROW_COUNT;
 END
 $$;
+
+---------------------------------------------------------------------------------------
+-- Background export jobs: the queue. Workers claim a job with FOR UPDATE SKIP LOCKED and
+-- hold a lease they renew while writing; a job whose lease ran out is claimed again.
+CREATE TABLE threadline.export_jobs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    owner jsonb NOT NULL CHECK (threadline.validate_actor(owner) IS NOT NULL),
+    -- the filter's canonical query string
+    filter text NOT NULL CHECK (octet_length(filter) <= 8192),
+    format text NOT NULL CHECK (format IN ('csv', 'json', 'ndjson')),
+    max_rows bigint CHECK (max_rows > 0),
+    state text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'completed', 'failed', 'expired')),
+    rows_written bigint NOT NULL DEFAULT 0,
+    attempts integer NOT NULL DEFAULT 0,
+    submitted_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    started_at timestamptz,
+    finished_at timestamptz,
+    expires_at timestamptz,
+    lease_until timestamptz,
+    -- the claim of the current attempt: only its holder may renew or finish the job
+    lease_token uuid,
+    object_name text UNIQUE,
+    object_size bigint,
+    truncated boolean,
+    error text,
+    -- the owner's export_requested action, recorded with the submission
+    action_id bigint REFERENCES threadline.audit_actions (id) ON DELETE SET NULL
+);
+CREATE INDEX export_jobs_queue_idx ON threadline.export_jobs (submitted_at, id) WHERE state IN ('queued', 'running');
+CREATE INDEX export_jobs_owner_idx ON threadline.export_jobs ((owner ->> 'type'), (owner ->> 'id'), submitted_at);
+CREATE INDEX export_jobs_expiry_idx ON threadline.export_jobs (expires_at) WHERE state = 'completed';
 
 ---------------------------------------------------------------------------------------
 -- Saved views: an operator's named filters, as the filter's canonical query string.
@@ -177,8 +209,8 @@ END
 $$;
 
 ---------------------------------------------------------------------------------------
-REVOKE ALL ON threadline.retention_runs, threadline.saved_views, threadline.evidence_records,
-              threadline.evidence_maintenance FROM PUBLIC;
+REVOKE ALL ON threadline.retention_runs, threadline.export_jobs, threadline.saved_views,
+              threadline.evidence_records, threadline.evidence_maintenance FROM PUBLIC;
 REVOKE ALL ON FUNCTION threadline.transaction_summary(), threadline.purge_plan(timestamptz),
                        threadline.purge_batch(timestamptz, integer), threadline.evidence_is_append_only(),
                        threadline.record_evidence(text, text, text, text, jsonb, jsonb),
@@ -188,8 +220,11 @@ GRANT EXECUTE ON FUNCTION threadline.transaction_summary(),
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'threadline_reader') THEN
-        GRANT SELECT ON threadline.retention_runs, threadline.saved_views, threadline.evidence_records,
-                        threadline.evidence_maintenance TO threadline_reader;
+        GRANT SELECT ON threadline.retention_runs, threadline.evidence_records, threadline.evidence_maintenance
+           TO threadline_reader;
+        -- the operator's own state: export jobs it runs and views it saves
+        GRANT SELECT, INSERT, UPDATE ON threadline.export_jobs TO threadline_reader;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON threadline.saved_views TO threadline_reader;
         GRANT EXECUTE ON FUNCTION threadline.purge_plan(timestamptz) TO threadline_reader;
     END IF;
 END

@@ -1,0 +1,229 @@
+//! Export jobs: racing workers run each job once, a dead worker's job is finished by
+//! another, only the owner downloads, jobs expire, and the bytes are the direct export's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use diesel::PgConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use object_store::ObjectStore;
+use object_store::memory::InMemory;
+use threadline::export::{ExportOptions, Format};
+use threadline::jobs::{ExportJobs, ExportWorker, JobState};
+use threadline::read::{Filter, Reader};
+use threadline::testing::TestDatabase;
+use threadline::{ActorRef, Error};
+
+use crate::support::{actions, exec};
+
+/// A database with 250 changes of `posts`, and an async connection to it.
+async fn trail() -> (TestDatabase, PgConnection, AsyncPgConnection) {
+    let db = TestDatabase::new().unwrap();
+    let mut admin = db.connect().unwrap();
+    exec(
+        &mut admin,
+        "CREATE TABLE posts (id int PRIMARY KEY, title text); SELECT threadline.audit_table('posts');
+         INSERT INTO posts SELECT g, 'title ' || g FROM generate_series(1, 200) g;
+         UPDATE posts SET title = title || ', \"quoted\"' WHERE id <= 50;",
+    );
+    let conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    (db, admin, conn)
+}
+
+/// What `threadline export` writes for the job's filter and format, dated as the job.
+async fn direct(
+    conn: &mut AsyncPgConnection,
+    filter: &Filter,
+    format: Format,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    Reader::new()
+        .export(filter, ExportOptions::new(format).generated_at(at))
+        .unwrap()
+        .write_to(conn, &mut out, |_| {})
+        .await
+        .unwrap();
+    out
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("jobs-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_workers_run_each_job_once_with_the_direct_export_s_bytes() {
+    let (db, mut admin, mut conn) = trail().await;
+    let dir = scratch("race");
+    let jobs = ExportJobs::local(&dir).unwrap().page_size(40);
+    let owner = ActorRef::admin("7").unwrap();
+    let filters = [
+        Filter::new(),
+        Filter::new().table("posts").unwrap().op(threadline::read::Op::Update),
+    ];
+    let mut submitted = Vec::new();
+    for format in [Format::Csv, Format::Json, Format::Ndjson] {
+        for filter in &filters {
+            submitted.push((
+                jobs.submit(&mut conn, &owner, filter, format, None).await.unwrap(),
+                filter.clone(),
+                format,
+            ));
+        }
+    }
+    let requested = actions(&mut admin);
+    assert_eq!(requested.len(), 6, "each submission is an action of its owner");
+    assert!(
+        requested
+            .iter()
+            .all(|a| a.name == "export_requested" && a.actor["id"] == "7")
+    );
+
+    let race = |name: &'static str| {
+        let (jobs, url) = (jobs.clone(), db.url().to_owned());
+        tokio::spawn(async move {
+            let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+            let mut ran = Vec::new();
+            while let Some(job) = jobs.run_once(&mut conn, name).await.unwrap() {
+                ran.push(job.id);
+            }
+            ran
+        })
+    };
+    let (a, b) = (race("a"), race("b"));
+    let (mut ran, b) = (a.await.unwrap(), b.await.unwrap());
+    ran.extend(b);
+    ran.sort_unstable();
+    assert_eq!(
+        ran,
+        submitted.iter().map(|s| s.0).collect::<Vec<_>>(),
+        "every job exactly once"
+    );
+
+    let mut names = Vec::new();
+    for (id, filter, format) in &submitted {
+        let job = jobs.status(&mut conn, *id, &owner).await.unwrap();
+        assert_eq!((job.state, job.attempts), (JobState::Completed, 1), "{job:?}");
+        let bytes = jobs.read_all(&mut conn, *id, &owner).await.unwrap();
+        assert_eq!(
+            bytes,
+            direct(&mut conn, filter, *format, job.submitted_at).await,
+            "job {id} ({format})"
+        );
+        assert_eq!(job.object_size, Some(i64::try_from(bytes.len()).unwrap()));
+        let name = job.object_name.unwrap();
+        let random = name
+            .strip_prefix("threadline-exports/")
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap();
+        assert_eq!(
+            (random.len(), random.matches('-').count()),
+            (36, 4),
+            "a random UUID: {name}"
+        );
+        names.push(name);
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), submitted.len(), "a name per job");
+    assert_eq!(jobs.list(&mut conn, Some(&owner)).await.unwrap().len(), 6);
+
+    let stranger = ActorRef::admin("8").unwrap();
+    let (id, ..) = &submitted[0];
+    assert!(matches!(
+        jobs.open(&mut conn, *id, &stranger).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        jobs.status(&mut conn, *id, &stranger).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        jobs.open(&mut conn, 999_999, &owner).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_worker_s_job_is_finished_by_another_and_its_claim_is_void() {
+    let (_db, mut admin, mut conn) = trail().await;
+    let jobs = ExportJobs::new(Arc::new(InMemory::new())).lease(Duration::from_millis(300));
+    let owner = ActorRef::user("42").unwrap();
+    let id = jobs
+        .submit(&mut conn, &owner, &Filter::new(), Format::Ndjson, Some(120))
+        .await
+        .unwrap();
+    // What a worker killed mid-job leaves: a running job, its lease running out.
+    exec(
+        &mut admin,
+        &format!(
+            "UPDATE threadline.export_jobs SET state = 'running', attempts = 1, rows_written = 40,
+                    lease_until = clock_timestamp() + interval '200 milliseconds', lease_token = gen_random_uuid()
+              WHERE id = {id}"
+        ),
+    );
+    assert!(
+        jobs.run_once(&mut conn, "b").await.unwrap().is_none(),
+        "the lease still holds"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let job = jobs.run_once(&mut conn, "b").await.unwrap().expect("claimed again");
+    assert_eq!((job.id, job.state, job.attempts), (id, JobState::Completed, 2));
+    assert_eq!((job.rows_written, job.truncated), (120, Some(true)));
+    let bytes = jobs.read_all(&mut conn, id, &owner).await.unwrap();
+    assert_eq!(String::from_utf8(bytes).unwrap().lines().count(), 120);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_expire_after_their_ttl_and_cleanup_removes_the_object() {
+    let (db, _admin, mut conn) = trail().await;
+    let dir = scratch("expiry");
+    let jobs = ExportJobs::local(&dir).unwrap().ttl(TimeDelta::seconds(1)).unwrap();
+    let owner = ActorRef::admin("7").unwrap();
+    let manager = diesel_async::pooled_connection::AsyncDieselConnectionManager::<AsyncPgConnection>::new(db.url());
+    let pool = diesel_async::pooled_connection::bb8::Pool::builder()
+        .max_size(2)
+        .build(manager)
+        .await
+        .unwrap();
+    let worker = ExportWorker::start(pool, jobs.clone(), "in-process", Duration::from_millis(20));
+    let id = jobs
+        .submit(&mut conn, &owner, &Filter::new(), Format::Csv, None)
+        .await
+        .unwrap();
+    let mut job = jobs.status(&mut conn, id, &owner).await.unwrap();
+    for _ in 0..200 {
+        if job.state == JobState::Completed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        job = jobs.status(&mut conn, id, &owner).await.unwrap();
+    }
+    worker.stop().await;
+    assert_eq!(job.state, JobState::Completed, "the in-process worker ran it");
+    let file = dir.join(job.object_name.as_ref().unwrap());
+    assert!(file.is_file(), "{file:?}");
+    assert_eq!(jobs.cleanup(&mut conn).await.unwrap(), 0, "not due yet");
+    assert!(file.is_file());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(jobs.cleanup(&mut conn).await.unwrap(), 1);
+    assert_eq!(
+        jobs.status(&mut conn, id, &owner).await.unwrap().state,
+        JobState::Expired
+    );
+    assert!(!file.exists(), "the object is removed");
+    assert!(matches!(
+        jobs.open(&mut conn, id, &owner).await,
+        Err(Error::NotFound { .. })
+    ));
+    let store = object_store::local::LocalFileSystem::new_with_prefix(&dir).unwrap();
+    let head = store
+        .head(&object_store::path::Path::from(job.object_name.unwrap()))
+        .await;
+    assert!(matches!(head, Err(object_store::Error::NotFound { .. })));
+}

@@ -1,0 +1,202 @@
+//! `threadline export-jobs`: the background export queue from a terminal.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use chrono::TimeDelta;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures_util::StreamExt;
+use serde_json::json;
+use threadline::ActorRef;
+use threadline::export::Format;
+use threadline::jobs::{ExportJob, ExportJobs};
+use threadline::read::ActorFilter;
+
+use crate::Failure;
+use crate::args::{Args, Spec, filter_help};
+use crate::config::Config;
+
+/// `threadline export-jobs`.
+pub static EXPORT_JOBS: Spec = Spec {
+    command: "export-jobs",
+    positionals: &["submit|worker|list|fetch|cleanup"],
+    options: &["owner", "format", "max-rows", "as", "output", "id", "store"],
+    switches: &["once", "json"],
+    filters: true,
+    database: true,
+    config: true,
+    help: concat!(
+        "usage: threadline export-jobs submit --owner ACTOR --format csv|json|ndjson [filters] [--max-rows N]
+       threadline export-jobs worker [--once]
+       threadline export-jobs list [--owner ACTOR]
+       threadline export-jobs fetch --id ID --as ACTOR --output PATH
+       threadline export-jobs cleanup
+
+The background export queue (threadline.export_jobs). submit queues an export for its
+owner, records the owner's export_requested action, and prints the job id. worker
+runs queued jobs (every one it can claim, then waits for more; --once: until none is
+left) and writes each object under the store with a random name: the bytes
+'threadline export' writes for the same filter and format. list shows the jobs.
+fetch writes a completed job's object to PATH, for its owner only: anyone else is
+told the job does not exist. cleanup removes the objects of jobs past their time to
+live and marks them expired. ACTOR is type:id (admin:7).
+
+options:
+  --store DIR           the folder objects go to (default: exports.dir of
+                        threadline.toml, else threadline-exports)
+  --json                print the job id, the jobs, or the counts as JSON
+  --database-url URL    the database (default: $DATABASE_URL)
+  --config PATH         the threadline.toml to read (exports.dir, exports.ttl_days)
+
+",
+        filter_help!()
+    ),
+};
+
+/// One operator, from `type:id`.
+fn actor(args: &Args, flag: &str) -> Result<ActorRef, Failure> {
+    let text = args
+        .value(flag)
+        .ok_or_else(|| args.usage(format!("--{flag} ACTOR is required")))?;
+    match ActorFilter::parse(text).map_err(|e| args.usage(format!("--{flag}: {e}")))? {
+        ActorFilter::Is(actor) => Ok(actor),
+        ActorFilter::OfType(_) => Err(args.usage(format!("--{flag}: name one actor, as type:id (admin:7)"))),
+    }
+}
+
+/// The job queue on the configured store.
+fn jobs(args: &Args, config: &Config) -> Result<ExportJobs, Failure> {
+    let dir = args.path_or("store", &config.exports_dir);
+    let mut jobs = ExportJobs::local(&dir)?;
+    if let Some(days) = config.ttl_days {
+        jobs = jobs.ttl(TimeDelta::days(days))?;
+    }
+    Ok(jobs)
+}
+
+/// `id state owner format rows size submitted`.
+fn line(job: &ExportJob) -> String {
+    format!(
+        "{:<6} {:<10} {:<16} {:<7} {:>9} rows {:>11} bytes  submitted {}{}",
+        job.id,
+        job.state.as_str(),
+        ActorFilter::Is(job.owner.clone()).to_string(),
+        job.format,
+        job.rows_written,
+        job.object_size.unwrap_or(0),
+        job.submitted_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        job.error.as_ref().map(|e| format!("  ({e})")).unwrap_or_default()
+    )
+}
+
+/// Runs `threadline export-jobs`.
+pub fn export_jobs(args: &Args) -> Result<(), Failure> {
+    let command = args.positional(0);
+    let known = ["submit", "worker", "list", "fetch", "cleanup"];
+    if !known.contains(&command) {
+        let hint = threadline::read::suggest(command, &known)
+            .map(|s| format!(" (did you mean {s}?)"))
+            .unwrap_or_default();
+        return Err(args.usage(format!("unknown subcommand {command:?}{hint}")));
+    }
+    let config = args.config()?;
+    let jobs = jobs(args, &config)?;
+    let url = args.database_url()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let mut conn = AsyncPgConnection::establish(&url)
+            .await
+            .map_err(|e| Failure::Runtime(format!("cannot connect to the database: {e}")))?;
+        let mut out = io::stdout().lock();
+        let json = args.switch("json");
+        match command {
+            "submit" => {
+                let owner = actor(args, "owner")?;
+                let format: Format = args
+                    .value("format")
+                    .ok_or_else(|| args.usage("--format csv|json|ndjson is required"))?
+                    .parse()
+                    .map_err(|e| args.usage(e))?;
+                let filter = args.filter()?;
+                let id = jobs
+                    .submit(&mut conn, &owner, &filter, format, args.number("max-rows")?)
+                    .await?;
+                if json {
+                    writeln!(out, "{}", json!({"id": id}))?;
+                } else {
+                    writeln!(out, "{id}")?;
+                }
+            }
+            "worker" => {
+                let name = format!("cli-{}", std::process::id());
+                let mut ran = 0;
+                loop {
+                    match jobs.run_once(&mut conn, &name).await? {
+                        Some(job) => {
+                            ran += 1;
+                            if !json {
+                                writeln!(out, "{}", line(&job))?;
+                            }
+                        }
+                        None if args.switch("once") => break,
+                        None => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+                    }
+                }
+                if json {
+                    writeln!(out, "{}", json!({"ran": ran}))?;
+                }
+            }
+            "list" => {
+                let owner = args.value("owner").map(|_| actor(args, "owner")).transpose()?;
+                let list = jobs.list(&mut conn, owner.as_ref()).await?;
+                if json {
+                    writeln!(out, "{}", json!(list))?;
+                } else if list.is_empty() {
+                    writeln!(out, "no export jobs")?;
+                }
+                for job in list.iter().filter(|_| !json) {
+                    writeln!(out, "{}", line(job))?;
+                }
+            }
+            "fetch" => {
+                let id: i64 = args.number("id")?.ok_or_else(|| args.usage("--id ID is required"))?;
+                let owner = actor(args, "as")?;
+                let output = args
+                    .value("output")
+                    .ok_or_else(|| args.usage("--output PATH is required"))?;
+                let partial = format!("{output}.partial");
+                let mut stream = jobs.open(&mut conn, id, &owner).await?;
+                let mut file = std::io::BufWriter::new(
+                    std::fs::File::create(&partial)
+                        .map_err(|e| Failure::Runtime(format!("cannot write {partial}: {e}")))?,
+                );
+                let mut bytes = 0;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk?;
+                    bytes += chunk.len();
+                    file.write_all(&chunk)?;
+                }
+                file.flush()?;
+                std::fs::rename(&partial, Path::new(output))
+                    .map_err(|e| Failure::Runtime(format!("cannot write {output}: {e}")))?;
+                if json {
+                    writeln!(out, "{}", json!({"id": id, "bytes": bytes, "output": output}))?;
+                } else {
+                    writeln!(out, "wrote {bytes} bytes of job {id} to {output}")?;
+                }
+            }
+            _ => {
+                let expired = jobs.cleanup(&mut conn).await?;
+                if json {
+                    writeln!(out, "{}", json!({"expired": expired}))?;
+                } else {
+                    writeln!(out, "{expired} jobs expired; their objects are removed")?;
+                }
+            }
+        }
+        Ok::<_, Failure>(out.flush()?)
+    })
+}

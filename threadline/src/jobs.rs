@@ -1,0 +1,563 @@
+//! Background export jobs: a queue in `threadline.export_jobs`, workers on any number of
+//! nodes, and the exported objects in an [`ObjectStore`] (feature `jobs`: the local
+//! filesystem or memory; `s3`, `gcs`, `azure` for the clouds).
+//!
+//! [`ExportJobs::submit`] queues a job for its owner and records an `export_requested`
+//! action of the owner with it. A worker ([`ExportJobs::run_once`], or [`ExportWorker`]
+//! in an app) claims the oldest job with `FOR UPDATE SKIP LOCKED`, so no two workers run
+//! one job, and holds a lease it renews after every page; a job whose worker died is
+//! claimed again once its lease runs out, and the dead worker can no longer finish it.
+//! The object gets the bytes `threadline export` writes for the same filter and format
+//! (the JSON document dated at submission), under a random name, streamed page by page so
+//! memory stays flat. Only the owner may [`open`](ExportJobs::open) a completed job;
+//! anyone else gets [`Error::NotFound`], as for a job that does not exist.
+//! [`ExportJobs::cleanup`] removes the objects of jobs past their time to live (default
+//! 7 days) and marks them expired.
+//!
+//! ```no_run
+//! # async fn demo(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), threadline::Error> {
+//! use threadline::ActorRef;
+//! use threadline::export::Format;
+//! use threadline::jobs::ExportJobs;
+//! use threadline::read::Filter;
+//!
+//! let jobs = ExportJobs::local("/var/lib/app/exports")?;
+//! let me = ActorRef::admin("7")?;
+//! let id = jobs.submit(conn, &me, &Filter::new().table("orders")?, Format::Csv, None).await?;
+//! while jobs.run_once(conn, "node-1").await?.is_some() {}
+//! let bytes = jobs.read_all(conn, id, &me).await?;
+//! # Ok(()) }
+//! ```
+
+/// The `object_store` crate this module stores through, for building a store
+/// (`object_store::aws::AmazonS3Builder` with feature `s3`, `gcp` with `gcs`, `azure`
+/// with `azure`) to give [`ExportJobs::new`].
+pub use object_store;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::sql_types::{BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz};
+use diesel::{QueryableByName, sql_query};
+use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::bb8::Pool;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, WriteMultipart};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::export::{ExportOptions, Format};
+use crate::read::exec::Db;
+use crate::read::sql::{Bind, Sql};
+use crate::read::{Filter, Reader};
+use crate::{Action, ActorRef, AuditContext, Error, telemetry};
+
+/// How long a completed job's object is kept when [`ExportJobs::ttl`] is not called.
+pub const DEFAULT_TTL: TimeDelta = TimeDelta::days(7);
+
+/// How long a claim lasts without renewal when [`ExportJobs::lease`] is not called.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// The folder of the store the objects are written under.
+const PREFIX: &str = "threadline-exports";
+
+/// A job's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker holds it.
+    Running,
+    /// Its object is ready for the owner.
+    Completed,
+    /// It stopped with an error.
+    Failed,
+    /// Past its time to live; its object is gone.
+    Expired,
+}
+
+impl JobState {
+    /// The state as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Expired => "expired",
+        }
+    }
+}
+
+/// One job of the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportJob {
+    /// Its id.
+    pub id: i64,
+    /// Who asked for it, and alone may download it.
+    pub owner: ActorRef,
+    /// The filter's canonical query string.
+    pub filter: String,
+    /// The format.
+    pub format: String,
+    /// The row cap, if any.
+    pub max_rows: Option<i64>,
+    /// Its state.
+    pub state: JobState,
+    /// Changes written so far (all of them once completed).
+    pub rows_written: i64,
+    /// How many times a worker claimed it.
+    pub attempts: i32,
+    /// When it was submitted.
+    #[serde(serialize_with = "crate::read::micros")]
+    pub submitted_at: DateTime<Utc>,
+    /// When it was completed (or failed).
+    #[serde(serialize_with = "crate::read::micros_opt")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// When its object goes.
+    #[serde(serialize_with = "crate::read::micros_opt")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The object's name in the store, once completed.
+    pub object_name: Option<String>,
+    /// The object's size in bytes, once completed.
+    pub object_size: Option<i64>,
+    /// Whether the row cap cut it short.
+    pub truncated: Option<bool>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct JobRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Jsonb)]
+    owner: Value,
+    #[diesel(sql_type = Text)]
+    filter: String,
+    #[diesel(sql_type = Text)]
+    format: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    max_rows: Option<i64>,
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = BigInt)]
+    rows_written: i64,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = Timestamptz)]
+    submitted_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    finished_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    expires_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    object_name: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    object_size: Option<i64>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    truncated: Option<bool>,
+    #[diesel(sql_type = Nullable<Text>)]
+    error: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    token: Option<String>,
+}
+
+const COLUMNS: &str = "id, owner, filter, format, max_rows, state, rows_written, attempts, submitted_at, \
+     finished_at, expires_at, object_name, object_size, truncated, error, lease_token::text AS token";
+
+impl TryFrom<&JobRow> for ExportJob {
+    type Error = Error;
+
+    fn try_from(row: &JobRow) -> Result<Self, Error> {
+        let state = match row.state.as_str() {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "completed" => JobState::Completed,
+            "failed" => JobState::Failed,
+            "expired" => JobState::Expired,
+            other => {
+                return Err(Error::Decode {
+                    column: "export_jobs.state".into(),
+                    reason: format!("{other:?} is not a job state"),
+                });
+            }
+        };
+        Ok(ExportJob {
+            id: row.id,
+            owner: serde_json::from_value(row.owner.clone()).map_err(|e| Error::Decode {
+                column: "export_jobs.owner".into(),
+                reason: e.to_string(),
+            })?,
+            filter: row.filter.clone(),
+            format: row.format.clone(),
+            max_rows: row.max_rows,
+            state,
+            rows_written: row.rows_written,
+            attempts: row.attempts,
+            submitted_at: row.submitted_at,
+            finished_at: row.finished_at,
+            expires_at: row.expires_at,
+            object_name: row.object_name.clone(),
+            object_size: row.object_size,
+            truncated: row.truncated,
+            error: row.error.clone(),
+        })
+    }
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    id: Option<i64>,
+}
+
+fn storage(error: object_store::Error) -> Error {
+    Error::Storage(error.to_string())
+}
+
+fn actor_json(actor: &ActorRef) -> Value {
+    serde_json::to_value(actor).expect("an actor serializes")
+}
+
+/// The export job queue and the store its objects go to.
+#[derive(Debug, Clone)]
+pub struct ExportJobs {
+    store: Arc<dyn ObjectStore>,
+    ttl: TimeDelta,
+    lease: Duration,
+    page_size: usize,
+    reader: Reader,
+}
+
+impl ExportJobs {
+    /// Jobs whose objects go to `store`.
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        ExportJobs {
+            store,
+            ttl: DEFAULT_TTL,
+            lease: DEFAULT_LEASE,
+            page_size: crate::export::DEFAULT_PAGE_SIZE,
+            reader: Reader::new(),
+        }
+    }
+
+    /// Jobs whose objects go to the folder `dir` of the local filesystem (created if
+    /// missing).
+    pub fn local(dir: impl AsRef<Path>) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir.as_ref())?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir.as_ref()).map_err(storage)?;
+        Ok(ExportJobs::new(Arc::new(store)))
+    }
+
+    /// How long a completed job's object is kept; refused unless positive.
+    pub fn ttl(mut self, ttl: TimeDelta) -> Result<Self, Error> {
+        if ttl <= TimeDelta::zero() {
+            return Err(Error::invalid("export job ttl", format!("{ttl} keeps nothing")));
+        }
+        self.ttl = ttl;
+        Ok(self)
+    }
+
+    /// How long a claim lasts without renewal (a worker renews it after every page).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Changes per page the workers read (and renew their lease after).
+    pub fn page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    /// The reader the workers export with, such as a scoped one.
+    pub fn reader(mut self, reader: Reader) -> Self {
+        self.reader = reader;
+        self
+    }
+
+    /// Queues an export of what `filter` selects for `owner`, and records the owner's
+    /// `export_requested` action in the same transaction. Returns the job's id.
+    pub async fn submit(
+        &self,
+        conn: &mut AsyncPgConnection,
+        owner: &ActorRef,
+        filter: &Filter,
+        format: Format,
+        max_rows: Option<u64>,
+    ) -> Result<i64, Error> {
+        let max_rows = max_rows
+            .map(|n| i64::try_from(n).ok().filter(|n| *n > 0))
+            .map(|n| n.ok_or_else(|| Error::invalid("max rows", "must be 1 or more")))
+            .transpose()?;
+        let ctx = AuditContext::new()
+            .with_actor(owner.clone())
+            .with_action(Action::new("export_requested")?);
+        let (owner, query, format) = (actor_json(owner), filter.to_query_string(), format.to_string());
+        let committed = crate::transaction(conn, &ctx, async |conn| {
+            use diesel_async::RunQueryDsl;
+            let row = sql_query(
+                "INSERT INTO threadline.export_jobs (owner, filter, format, max_rows, action_id)
+                 VALUES ($1, $2, $3, $4, nullif(current_setting('threadline.action_id', true), '')::bigint)
+                 RETURNING id",
+            )
+            .bind::<Jsonb, _>(&owner)
+            .bind::<Text, _>(&query)
+            .bind::<Text, _>(&format)
+            .bind::<Nullable<BigInt>, _>(max_rows)
+            .get_result::<IdRow>(conn)
+            .await
+            .map_err(Error::from)?;
+            Ok::<_, Error>(row.id.expect("an id"))
+        })
+        .await?;
+        telemetry::export_job("submitted", committed.value, 0);
+        Ok(committed.value)
+    }
+
+    /// The jobs of `owner` (every owner's with `None`), newest first.
+    pub async fn list(&self, conn: &mut AsyncPgConnection, owner: Option<&ActorRef>) -> Result<Vec<ExportJob>, Error> {
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM threadline.export_jobs"));
+        if let Some(owner) = owner {
+            sql.push(" WHERE owner = ").bind(Bind::Jsonb(actor_json(owner)));
+        }
+        sql.push(" ORDER BY submitted_at DESC, id DESC");
+        conn.load::<JobRow>(sql).await?.iter().map(TryInto::try_into).collect()
+    }
+
+    /// One job of `owner`; [`Error::NotFound`] for another owner's, as for a missing one.
+    pub async fn status(&self, conn: &mut AsyncPgConnection, id: i64, owner: &ActorRef) -> Result<ExportJob, Error> {
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM threadline.export_jobs WHERE id = "));
+        sql.bind(Bind::BigInt(id))
+            .push(" AND owner = ")
+            .bind(Bind::Jsonb(actor_json(owner)));
+        let rows = conn.load::<JobRow>(sql).await?;
+        rows.first().ok_or(Error::NotFound { what: "export job" })?.try_into()
+    }
+
+    /// The object of `owner`'s completed job, as a stream of bytes; [`Error::NotFound`]
+    /// unless the job is completed and `owner`'s.
+    pub async fn open(
+        &self,
+        conn: &mut AsyncPgConnection,
+        id: i64,
+        owner: &ActorRef,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes, Error>>, Error> {
+        let job = self.status(conn, id, owner).await?;
+        let name = match (job.state, job.object_name) {
+            (JobState::Completed, Some(name)) => name,
+            _ => return Err(Error::NotFound { what: "export job" }),
+        };
+        let found = self.store.get(&ObjectPath::from(name)).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => Error::NotFound { what: "export job" },
+            other => storage(other),
+        })?;
+        telemetry::export_job("downloaded", id, job.rows_written);
+        Ok(found.into_stream().map(|chunk| chunk.map_err(storage)).boxed())
+    }
+
+    /// The whole object of `owner`'s completed job, in memory: for small exports and tests;
+    /// stream large ones with [`ExportJobs::open`].
+    pub async fn read_all(&self, conn: &mut AsyncPgConnection, id: i64, owner: &ActorRef) -> Result<Vec<u8>, Error> {
+        let mut stream = self.open(conn, id, owner).await?;
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    /// Claims the oldest queued job (or one whose lease ran out) and runs it to the end as
+    /// `worker`. `None` when there was nothing to claim.
+    pub async fn run_once(&self, conn: &mut AsyncPgConnection, worker: &str) -> Result<Option<ExportJob>, Error> {
+        let mut claim = Sql::new(
+            "UPDATE threadline.export_jobs j
+                SET state = 'running', attempts = j.attempts + 1, started_at = clock_timestamp(),
+                    lease_until = clock_timestamp() + ",
+        );
+        claim.bind(Bind::BigInt(millis(self.lease))).push(&format!(
+            " * interval '1 millisecond', lease_token = gen_random_uuid(), rows_written = 0, error = NULL
+                  WHERE j.id = (SELECT q.id FROM threadline.export_jobs q
+                                 WHERE q.state = 'queued' OR (q.state = 'running' AND q.lease_until < clock_timestamp())
+                                 ORDER BY q.submitted_at, q.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                RETURNING {COLUMNS}"
+        ));
+        let Some(row) = conn.load::<JobRow>(claim).await?.pop() else {
+            return Ok(None);
+        };
+        let token = row.token.clone().expect("a claimed job has a lease token");
+        telemetry::export_job_claimed(row.id, row.attempts, worker);
+        match self.write(conn, &row, &token).await {
+            Ok(()) => {}
+            Err(Error::Locked(_)) => {}
+            Err(error) => {
+                let mut failed = Sql::new(
+                    "UPDATE threadline.export_jobs SET state = 'failed', finished_at = clock_timestamp(),
+                            lease_until = NULL, error = ",
+                );
+                failed
+                    .bind(Bind::Text(error.to_string()))
+                    .push(" WHERE id = ")
+                    .bind(Bind::BigInt(row.id))
+                    .push(" AND lease_token = ")
+                    .bind(Bind::Text(token.clone()))
+                    .push("::uuid RETURNING id");
+                // The connection may be what failed; the job's lease then runs out and
+                // another worker takes it.
+                let _ = conn.load::<IdRow>(failed).await;
+            }
+        }
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM threadline.export_jobs WHERE id = "));
+        sql.bind(Bind::BigInt(row.id));
+        let job: ExportJob = conn.load::<JobRow>(sql).await?.first().expect("the job").try_into()?;
+        telemetry::export_job(job.state.as_str(), job.id, job.rows_written);
+        Ok(Some(job))
+    }
+
+    /// Writes the job's object, renewing the lease after every page. `Error::Locked` when
+    /// the lease was lost to another worker: the object written so far is removed.
+    async fn write(&self, conn: &mut AsyncPgConnection, job: &JobRow, token: &str) -> Result<(), Error> {
+        let format: Format = job.format.parse()?;
+        let filter = Filter::from_query_string(&job.filter)?;
+        let mut options = ExportOptions::new(format)
+            .page_size(self.page_size)
+            .generated_at(job.submitted_at);
+        if let Some(max) = job.max_rows {
+            options = options.max_rows(u64::try_from(max).unwrap_or(u64::MAX));
+        }
+        let mut export = self.reader.export(&filter, options)?;
+        let name = ObjectPath::from(format!("{PREFIX}/{token}.{}", job.format));
+        let mut upload = WriteMultipart::new(self.store.put_multipart(&name).await.map_err(storage)?);
+        let mut size: i64 = 0;
+        let written = async {
+            while let Some(chunk) = export.next_chunk(conn).await? {
+                upload.wait_for_capacity(4).await.map_err(storage)?;
+                upload.write(&chunk);
+                size += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+                self.renew(conn, job.id, token, export.rows()).await?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(error) = written {
+            let _ = upload.abort().await;
+            return Err(error);
+        }
+        upload.finish().await.map_err(storage)?;
+        let mut done = Sql::new(
+            "UPDATE threadline.export_jobs
+                SET state = 'completed', finished_at = clock_timestamp(), lease_until = NULL,
+                    expires_at = clock_timestamp() + ",
+        );
+        done.bind(Bind::BigInt(self.ttl.num_milliseconds()))
+            .push(" * interval '1 millisecond', object_name = ")
+            .bind(Bind::Text(name.to_string()))
+            .push(", object_size = ")
+            .bind(Bind::BigInt(size))
+            .push(", rows_written = ")
+            .bind(Bind::BigInt(i64::try_from(export.rows()).unwrap_or(i64::MAX)))
+            .push(", truncated = ")
+            .bind(Bind::Text(export.truncated().to_string()))
+            .push("::boolean WHERE id = ")
+            .bind(Bind::BigInt(job.id))
+            .push(" AND lease_token = ")
+            .bind(Bind::Text(token.to_owned()))
+            .push("::uuid AND state = 'running' RETURNING id");
+        if conn.load::<IdRow>(done).await?.is_empty() {
+            let _ = self.store.delete(&name).await;
+            return Err(Error::Locked("the job's lease passed to another worker".into()));
+        }
+        Ok(())
+    }
+
+    /// Renews the lease and records the progress; `Error::Locked` when it was lost.
+    async fn renew(&self, conn: &mut AsyncPgConnection, id: i64, token: &str, rows: u64) -> Result<(), Error> {
+        let mut sql = Sql::new("UPDATE threadline.export_jobs SET lease_until = clock_timestamp() + ");
+        sql.bind(Bind::BigInt(millis(self.lease)))
+            .push(" * interval '1 millisecond', rows_written = ")
+            .bind(Bind::BigInt(i64::try_from(rows).unwrap_or(i64::MAX)))
+            .push(" WHERE id = ")
+            .bind(Bind::BigInt(id))
+            .push(" AND lease_token = ")
+            .bind(Bind::Text(token.to_owned()))
+            .push("::uuid AND state = 'running' RETURNING id");
+        if conn.load::<IdRow>(sql).await?.is_empty() {
+            return Err(Error::Locked("the job's lease passed to another worker".into()));
+        }
+        Ok(())
+    }
+
+    /// Removes the objects of completed jobs past their time to live, then marks them
+    /// expired. Returns how many expired.
+    pub async fn cleanup(&self, conn: &mut AsyncPgConnection) -> Result<usize, Error> {
+        let due = conn
+            .load::<JobRow>(Sql::new(&format!(
+                "SELECT {COLUMNS} FROM threadline.export_jobs WHERE state = 'completed' AND expires_at < clock_timestamp()"
+            )))
+            .await?;
+        let mut expired = 0;
+        for job in &due {
+            if let Some(name) = &job.object_name {
+                match self.store.delete(&ObjectPath::from(name.as_str())).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(other) => return Err(storage(other)),
+                }
+            }
+            let mut sql = Sql::new("UPDATE threadline.export_jobs SET state = 'expired' WHERE id = ");
+            sql.bind(Bind::BigInt(job.id))
+                .push(" AND state = 'completed' RETURNING id");
+            expired += conn.load::<IdRow>(sql).await?.len();
+        }
+        Ok(expired)
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// An in-process export worker for an app: [`ExportWorker::start`] spawns it on the tokio
+/// runtime (Actix's included); it runs every job it can claim, then waits `every` before
+/// looking again, until [`ExportWorker::stop`].
+#[derive(Debug)]
+pub struct ExportWorker {
+    stopping: Arc<AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ExportWorker {
+    /// Starts a worker named `name` (for the lease log) on connections from `pool`.
+    pub fn start(pool: Pool<AsyncPgConnection>, jobs: ExportJobs, name: impl Into<String>, every: Duration) -> Self {
+        let (stopping, wake) = (Arc::new(AtomicBool::new(false)), Arc::new(tokio::sync::Notify::new()));
+        let (stop, woken, name) = (stopping.clone(), wake.clone(), name.into());
+        let task = tokio::spawn(async move {
+            while !stop.load(Ordering::Acquire) {
+                if let Ok(mut conn) = pool.get().await {
+                    while !stop.load(Ordering::Acquire) {
+                        match jobs.run_once(&mut conn, &name).await {
+                            Ok(Some(_)) => {}
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                }
+                let _ = tokio::time::timeout(every, woken.notified()).await;
+            }
+        });
+        ExportWorker { stopping, wake, task }
+    }
+
+    /// Stops the worker: a job in progress is finished first.
+    pub async fn stop(self) {
+        self.stopping.store(true, Ordering::Release);
+        self.wake.notify_one();
+        let _ = self.task.await;
+    }
+}
