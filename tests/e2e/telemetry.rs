@@ -6,6 +6,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use threadline::jobs::ExportJobs;
+use threadline::retention::{Purge, RetentionPolicy};
+
 use actix_web::dev::Service;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
@@ -176,6 +179,9 @@ async fn telemetry_names_what_happened_and_never_a_value_actor_id_request_correl
             .await
             .is_err()
     );
+    reader.as_of(conn, &posts, &key, chrono::Utc::now()).await.unwrap();
+    let actor = threadline::read::ActorFilter::Is(ActorRef::user(USER_ID).unwrap());
+    reader.actor_history(conn, &actor, None, 10).await.unwrap();
     for format in [Format::Csv, Format::Json, Format::Ndjson] {
         let mut out = Vec::new();
         reader
@@ -199,6 +205,15 @@ async fn telemetry_names_what_happened_and_never_a_value_actor_id_request_correl
         .unwrap();
     HealthCheck::new().run(conn).await.unwrap();
     PolicyCheck::new().declare_model::<app::Post>().run(conn).await.unwrap();
+    let jobs = ExportJobs::new(Arc::new(object_store::memory::InMemory::new()));
+    let job = jobs
+        .submit(conn, &ActorRef::user(USER_ID).unwrap(), &filter, Format::Ndjson, None)
+        .await
+        .unwrap();
+    let ran = jobs.run_once(conn, "telemetry").await.unwrap().expect("the job");
+    assert_eq!((ran.id, ran.rows_written), (job, 1));
+    let purge = Purge::new(RetentionPolicy::keep_days(3650).unwrap());
+    assert_eq!(purge.execute(conn, |_| {}).await.unwrap().run.changes_deleted, 0);
     let updated = threadline::blocking::transaction(&mut admin, &ctx, |conn| {
         conn.batch_execute(&format!(
             "UPDATE posts SET title = 'title-sentinel-4410 again' WHERE id = {POST_ID}"
@@ -207,6 +222,16 @@ async fn telemetry_names_what_happened_and_never_a_value_actor_id_request_correl
     })
     .unwrap();
     assert!(updated.transaction_id.is_some());
+    let failed = threadline::blocking::transaction(&mut admin, &ctx, |conn| {
+        conn.batch_execute(&format!(
+            "UPDATE posts SET title = 'title-sentinel-4410 lost' WHERE id = {POST_ID}"
+        ))?;
+        Err::<(), _>(threadline::Error::Invalid {
+            field: "title",
+            reason: "refused by the body".into(),
+        })
+    });
+    assert!(failed.is_err());
 
     let emitted = recorder.threadline();
     let named = |name: &str| {
@@ -222,15 +247,24 @@ async fn telemetry_names_what_happened_and_never_a_value_actor_id_request_correl
             && e.field("action") == Some("\"post_created\"")),
         "{committed:#?}"
     );
-    assert_eq!(committed.len(), 2, "the request's and the blocking one: {committed:#?}");
+    assert_eq!(
+        committed.len(),
+        3,
+        "the request's, the job submission's and the blocking one: {committed:#?}"
+    );
     let kinds: Vec<&str> = named("read").iter().filter_map(|e| e.field("kind")).collect();
     for kind in ["row_history", "timeline", "incident_bundle", "correlation_bundle"] {
+        assert!(kinds.contains(&format!("\"{kind}\"").as_str()), "{kind} in {kinds:?}");
+    }
+    let rolled = named("audited transaction rolled back");
+    assert_eq!(rolled[0].field("error"), Some("\"body\""), "{rolled:#?}");
+    for kind in ["as_of", "actor_history"] {
         assert!(kinds.contains(&format!("\"{kind}\"").as_str()), "{kind} in {kinds:?}");
     }
     let failed = named("read failed");
     assert_eq!(failed[0].field("error"), Some("\"not_found\""), "{failed:#?}");
     let exports = named("export finished");
-    assert_eq!(exports.len(), 3, "{exports:#?}");
+    assert_eq!(exports.len(), 4, "three formats and the job's: {exports:#?}");
     assert_eq!(exports[0].field("rows"), exports[2].field("rows"));
     assert_eq!(
         named("action recorded")[0].field("action"),
@@ -244,6 +278,10 @@ async fn telemetry_names_what_happened_and_never_a_value_actor_id_request_correl
     );
     for e in &emitted {
         for (name, value) in &e.fields {
+            // A duration is a float whose digits may happen to spell an id.
+            if name == "elapsed_ms" && value.parse::<f64>().is_ok() {
+                continue;
+            }
             for secret in SECRETS {
                 assert!(
                     !value.contains(secret),
@@ -254,4 +292,59 @@ async fn telemetry_names_what_happened_and_never_a_value_actor_id_request_correl
             }
         }
     }
+}
+
+#[actix_web::test]
+async fn telemetry_never_fails_a_write_when_its_summary_cannot_be_read() {
+    use diesel_async::AsyncConnection;
+
+    let recorder = Recorder::default();
+    let _default = tracing::subscriber::set_default(recorder.clone());
+    let db = threadline::testing::TestDatabase::new().unwrap();
+    let mut admin = db.connect().unwrap();
+    // As on a database still at schema version 1: the summary function is missing.
+    admin
+        .batch_execute(
+            "CREATE TABLE notes (id int PRIMARY KEY); SELECT threadline.audit_table('notes');
+             DROP FUNCTION threadline.transaction_summary();",
+        )
+        .unwrap();
+    let ctx = AuditContext::new().with_actor(ActorRef::system("telemetry").unwrap());
+    let blocking = threadline::blocking::transaction(&mut admin, &ctx, |conn| {
+        conn.batch_execute("INSERT INTO notes VALUES (1)")?;
+        Ok::<_, threadline::Error>(())
+    })
+    .unwrap();
+    assert!(blocking.transaction_id.is_some());
+    let mut conn = diesel_async::AsyncPgConnection::establish(db.url()).await.unwrap();
+    let committed = threadline::transaction(&mut conn, &ctx, async |conn| {
+        diesel_async::RunQueryDsl::execute(diesel::sql_query("INSERT INTO notes VALUES (2)"), conn).await?;
+        Ok::<_, threadline::Error>(())
+    })
+    .await
+    .unwrap();
+    assert!(committed.transaction_id.is_some());
+    let count: i64 = diesel::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT count(*) AS n FROM notes").into_boxed::<diesel::pg::Pg>(),
+        &mut admin,
+    )
+    .map(|r: Count| r.n)
+    .unwrap();
+    assert_eq!(count, 2, "both writes committed");
+    let emitted = recorder.threadline();
+    let committed: Vec<_> = emitted
+        .iter()
+        .filter(|e| e.field("message") == Some("audited transaction committed"))
+        .collect();
+    assert_eq!(committed.len(), 2, "{committed:#?}");
+    assert!(
+        committed.iter().all(|e| e.field("changes") == Some("0")),
+        "no summary, no failure"
+    );
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }

@@ -2,6 +2,7 @@
 
 use diesel::Connection;
 use threadline::evidence::{self, Evidence, EvidenceQuery, Verdict};
+use threadline::export::Format;
 use threadline::health::HealthCheck;
 use threadline::policy::PolicyCheck;
 use threadline::retention::{Purge, RetentionPolicy};
@@ -29,6 +30,31 @@ fn writers_round_trip_latest_per_subject_and_history() {
         .execute_blocking(&mut conn, |_| {})
         .unwrap();
     evidence::record_blocking(&mut conn, &auditor, &Evidence::retention_run(&run.run)).unwrap();
+    exec(&mut conn, "INSERT INTO posts VALUES (1), (2)");
+    let summary = threadline::read::Reader::new()
+        .export(
+            &threadline::read::Filter::new(),
+            threadline::export::ExportOptions::new(Format::Csv),
+        )
+        .unwrap()
+        .write_to_blocking(&mut conn, &mut Vec::new(), |_| {})
+        .unwrap();
+    let delivered =
+        Evidence::export_delivered("q4-audit", Format::Csv, &summary, &ActorRef::user("auditor-9").unwrap());
+    evidence::record_blocking(&mut conn, &auditor, &delivered).unwrap();
+    let export = EvidenceQuery::new()
+        .subject("export:q4-audit")
+        .run_blocking(&mut conn)
+        .unwrap();
+    assert_eq!(
+        export[0].claim,
+        format!("2 changes ({} bytes, csv) delivered", summary.bytes)
+    );
+    assert_eq!(
+        export[0].payload["recipient"],
+        serde_json::json!({"type": "user", "id": "auditor-9"})
+    );
+    assert_eq!(export[0].recorded_role, "postgres");
 
     let history = EvidenceQuery::new()
         .subject("coverage:public")
@@ -53,13 +79,14 @@ fn writers_round_trip_latest_per_subject_and_history() {
     assert_eq!(
         subjects,
         [
+            ("export:q4-audit", "export_delivered"),
             ("retention", "retention_run"),
             ("policies", "policy_drift"),
             ("coverage:public", "coverage_snapshot")
         ]
     );
-    assert_eq!(latest[0].verdict, Verdict::Proven);
-    assert_eq!(latest[1].payload["deployed_not_declared"], 2);
+    assert_eq!(latest[1].verdict, Verdict::Proven);
+    assert_eq!(latest[2].payload["deployed_not_declared"], 2);
     let window = EvidenceQuery::new()
         .history()
         .to(history[1].recorded_at)

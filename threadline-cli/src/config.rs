@@ -195,6 +195,12 @@ impl Config {
     pub fn load(explicit: Option<&Path>) -> Result<Config, Failure> {
         let file = match explicit {
             Some(path) if path.is_file() => path.to_owned(),
+            Some(path) if path.is_dir() => {
+                return Err(Failure::Usage(format!(
+                    "--config {}: a folder; name the threadline.toml file",
+                    path.display()
+                )));
+            }
             Some(path) => return Err(Failure::Usage(format!("--config {}: no such file", path.display()))),
             None => {
                 let cwd = std::env::current_dir()

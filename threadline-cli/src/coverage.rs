@@ -50,9 +50,10 @@ fn expected(args: &Args, config: &Config) -> Result<Vec<TableName>, Failure> {
     }
     let src = args.path_or("src", &config.src);
     let scan = models::scan(&src)?;
-    if let Some(error) = scan.errors.first() {
+    if !scan.errors.is_empty() {
         return Err(Failure::Usage(format!(
-            "{error}\nfix the #[derive(Audited)] models under {}, or list the tables in coverage.audited",
+            "{}\nfix the #[derive(Audited)] models under {}, or list the tables in coverage.audited",
+            scan.errors.join("\n"),
             src.display()
         )));
     }
@@ -77,7 +78,9 @@ fn expected(args: &Args, config: &Config) -> Result<Vec<TableName>, Failure> {
 /// Runs `threadline verify-coverage`.
 pub fn verify_coverage(args: &Args) -> Result<(), Failure> {
     let config = args.config()?;
-    let expected = expected(args, &config)?;
+    let mut expected = expected(args, &config)?;
+    let mut seen = std::collections::BTreeSet::new();
+    expected.retain(|table| seen.insert(table.to_string()));
     let report = configured(&config, None).run_blocking(&mut connect(args)?)?;
     let install: Vec<&Finding> = report
         .findings
@@ -98,14 +101,14 @@ pub fn verify_coverage(args: &Args) -> Result<(), Failure> {
             Some(_) if findings.is_empty() => Some("not audited"),
             Some(_) => Some("error-level findings"),
         };
-        results.push((name, reason, findings));
+        results.push((name, table.sql_literal(), reason, findings));
     }
-    let covered = results.iter().filter(|(_, reason, _)| reason.is_none()).count();
+    let covered = results.iter().filter(|(_, _, reason, _)| reason.is_none()).count();
     let mut out = io::stdout().lock();
     if args.switch("json") {
         let tables: Vec<_> = results
             .iter()
-            .map(|(table, reason, findings)| {
+            .map(|(table, _, reason, findings)| {
                 json!({"table": table, "covered": reason.is_none(), "reason": reason, "findings": findings})
             })
             .collect();
@@ -116,13 +119,13 @@ pub fn verify_coverage(args: &Args) -> Result<(), Failure> {
             json!({"tables": tables, "install_findings": install, "summary": summary})
         )?;
     } else {
-        for (table, reason, findings) in &results {
+        for (table, literal, reason, findings) in &results {
             match reason {
                 None => writeln!(out, "covered      {table}")?,
                 Some("not audited") => writeln!(
                     out,
                     "NOT COVERED  {table}: not audited\n  fix: derive Audited on its model and run threadline \
-                     gen-triggers, or SELECT threadline.audit_table('{table}');"
+                     gen-triggers, or SELECT threadline.audit_table({literal});"
                 )?,
                 Some(reason) => writeln!(out, "NOT COVERED  {table}: {reason}")?,
             }

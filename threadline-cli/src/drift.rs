@@ -106,8 +106,11 @@ pub fn policy(args: &Args) -> Result<(), Failure> {
                     "NOT DECLARED",
                     format!(
                         ": audited, but no #[derive(Audited)] model names it; derive Audited on its model, or \
-                         unaudit it with SELECT threadline.unaudit_table('{}');",
-                        table.table
+                         unaudit it with SELECT threadline.unaudit_table({});",
+                        table
+                            .table
+                            .parse::<TableName>()
+                            .map_or_else(|_| "'...'".to_owned(), |t| t.sql_literal())
                     ),
                 ),
             };

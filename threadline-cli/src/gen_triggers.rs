@@ -216,7 +216,13 @@ pub fn gen_triggers(args: &Args) -> Result<(), Failure> {
     let up_to_date = count(matching.len(), "table");
     let mut undeployed = 0;
     if check && args.value("database-url").is_some() {
-        for table in compare(args, &scan)?.tables {
+        let planned: Vec<String> = plans.iter().map(Plan::table).collect();
+        // A table that needs a migration is reported above: its fix is gen-triggers first.
+        for table in compare(args, &scan)?
+            .tables
+            .into_iter()
+            .filter(|t| !planned.contains(&t.table))
+        {
             let fix = "; run diesel migration run, or deploy the annotation again if the policy was changed by hand";
             let sentences: Vec<String> = match table.status {
                 PolicyStatus::Matches | PolicyStatus::DeployedNotDeclared => continue,
@@ -232,20 +238,24 @@ pub fn gen_triggers(args: &Args) -> Result<(), Failure> {
         }
     }
     if check {
-        if undeployed > 0 {
-            return Err(Failure::Runtime(format!(
-                "{undeployed} of {} differ{} from what the database deployed",
-                count(scan.models.len(), "table"),
-                if undeployed == 1 { "s" } else { "" }
-            )));
-        }
+        let mut failures = Vec::new();
         if !plans.is_empty() {
-            return Err(Failure::Runtime(format!(
+            failures.push(format!(
                 "{} of {} need{} a migration; run threadline gen-triggers",
                 plans.len(),
                 count(scan.models.len(), "table"),
                 if plans.len() == 1 { "s" } else { "" }
-            )));
+            ));
+        }
+        if undeployed > 0 {
+            failures.push(format!(
+                "{undeployed} of {} differ{} from what the database deployed",
+                count(scan.models.len(), "table"),
+                if undeployed == 1 { "s" } else { "" }
+            ));
+        }
+        if !failures.is_empty() {
+            return Err(Failure::Runtime(failures.join("; ")));
         }
         if args.value("database-url").is_some() {
             writeln!(out, "migrations and the database match the annotations")?;

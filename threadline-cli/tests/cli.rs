@@ -761,7 +761,7 @@ fn threadline_toml_sets_expectations_that_health_and_verify_coverage_hold_the_da
         verify.stdout,
         "covered      public.posts\n\
          NOT COVERED  public.users: not audited\n  \
-         fix: derive Audited on its model and run threadline gen-triggers, or SELECT threadline.audit_table('public.users');\n\
+         fix: derive Audited on its model and run threadline gen-triggers, or SELECT threadline.audit_table('\"public\".\"users\"');\n\
          NOT COVERED  public.invoices: no such table\n\
          \nerror[require_actor_off]: strict mode is expected on, but threadline.require_actor is off: changes with \
          no actor are recorded instead of refused\n  fix: SELECT threadline.require_actor(true);\n\
@@ -796,9 +796,25 @@ fn threadline_toml_sets_expectations_that_health_and_verify_coverage_hold_the_da
             .ends_with("summary: 3/3 expected tables covered\n")
     );
     gate(&["health", "--strict"]).ok();
-    // A flag overrides the file.
+    // A flag overrides the file, whose schema is public by default and billing here.
     let other = gate(&["health", "--schema", "billing", "--json"]).json();
     assert_eq!(other["tables"], json!([]));
+    let billing = scratch("config-billing");
+    std::fs::write(billing.join("threadline.toml"), "[coverage]\nschema = \"billing\"\n").unwrap();
+    let in_billing = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", db.url()]);
+        threadline_in(&billing, &all).json()
+    };
+    assert_eq!(in_billing(&["health", "--json"])["tables"], json!([]));
+    assert_eq!(
+        in_billing(&["health", "--schema", "public", "--json"])["summary"]["covered"],
+        3
+    );
+    assert_eq!(
+        in_billing(&["health", "--all-schemas", "--json"])["summary"]["covered"],
+        3
+    );
 }
 
 #[test]

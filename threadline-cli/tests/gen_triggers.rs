@@ -509,7 +509,7 @@ fn policy_show_and_check_compare_the_annotations_with_the_database() {
     assert!(
         drift.stdout.starts_with(
             "NOT DECLARED  public.notes: audited, but no #[derive(Audited)] model names it; derive Audited on its \
-             model, or unaudit it with SELECT threadline.unaudit_table('public.notes');\n\
+             model, or unaudit it with SELECT threadline.unaudit_table('\"public\".\"notes\"');\n\
              DIFFERS       public.users\n  \
              the code ignores changes to updated_at, the database does not\n  \
              the database masks updated_at, the code does not\n"

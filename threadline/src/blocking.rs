@@ -55,7 +55,7 @@ where
         let value = body(conn).map_err(Failure::Body)?;
         let transaction_id = sql_query(CURRENT_TRANSACTION).get_result::<IdRow>(conn)?.id;
         if transaction_id.is_some() && telemetry::commit_summary_wanted() {
-            summary = Some(sql_query(telemetry::TRANSACTION_SUMMARY).get_result::<TransactionSummary>(conn)?);
+            summary = read_summary(conn);
         }
         Ok(Committed {
             value,
@@ -69,12 +69,28 @@ where
             Ok(audited)
         }
         Err(Failure::Body(error)) => {
-            telemetry::rolled_back(action, None, started);
+            telemetry::rolled_back(action, "body", started);
             Err(error)
         }
         Err(Failure::Audit(error)) => {
-            telemetry::rolled_back(action, Some(&error), started);
+            telemetry::rolled_back(action, telemetry::error_kind(&error), started);
             Err(E::from(error))
+        }
+    }
+}
+
+/// The current transaction's tables and change count, read under a savepoint, as the
+/// async path does: telemetry never fails the write.
+fn read_summary(conn: &mut PgConnection) -> Option<TransactionSummary> {
+    sql_query(telemetry::SUMMARY_SAVEPOINT).execute(conn).ok()?;
+    match sql_query(telemetry::TRANSACTION_SUMMARY).get_result::<TransactionSummary>(conn) {
+        Ok(found) => {
+            sql_query(telemetry::SUMMARY_RELEASE).execute(conn).ok()?;
+            Some(found)
+        }
+        Err(_) => {
+            let _ = sql_query(telemetry::SUMMARY_ROLLBACK).execute(conn);
+            None
         }
     }
 }

@@ -231,8 +231,10 @@ pub struct EvidenceRecord {
     pub verdict: Verdict,
     /// The data it rests on.
     pub payload: Value,
-    /// Who recorded it.
+    /// Who recorded it, as the host said.
     pub recorded_by: ActorRef,
+    /// The database role that recorded it, as the database saw it.
+    pub recorded_role: String,
     /// When.
     #[serde(serialize_with = "crate::read::micros")]
     pub recorded_at: DateTime<Utc>,
@@ -254,6 +256,8 @@ struct RecordRow {
     payload: Value,
     #[diesel(sql_type = Jsonb)]
     recorded_by: Value,
+    #[diesel(sql_type = Text)]
+    recorded_role: String,
     #[diesel(sql_type = Timestamptz)]
     recorded_at: DateTime<Utc>,
 }
@@ -363,7 +367,8 @@ impl EvidenceQuery {
 }
 
 async fn read<C: Db>(conn: &mut C, query: &EvidenceQuery) -> Result<Vec<EvidenceRecord>, Error> {
-    let columns = "e.id, e.kind, e.subject, e.claim, e.verdict, e.payload, e.recorded_by, e.recorded_at";
+    let columns = "e.id, e.kind, e.subject, e.claim, e.verdict, e.payload, e.recorded_by, e.recorded_role, \
+                   e.recorded_at";
     let mut sql = Sql::new(&if query.history {
         format!("SELECT {columns} FROM threadline.evidence_records e WHERE true")
     } else {
@@ -398,6 +403,7 @@ async fn read<C: Db>(conn: &mut C, query: &EvidenceQuery) -> Result<Vec<Evidence
                     column: "evidence_records.recorded_by".into(),
                     reason: e.to_string(),
                 })?,
+                recorded_role: row.recorded_role,
                 recorded_at: row.recorded_at,
             })
         })

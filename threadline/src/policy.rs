@@ -188,7 +188,16 @@ pub fn differences(declared: &Value, deployed: &Value) -> Vec<PolicyDifference> 
         .filter_map(|key| {
             let here = declared.and_then(|o| o.get(key)).cloned();
             let there = deployed.and_then(|o| o.get(key)).cloned();
-            if here == there {
+            // Column lists are sets: the database sorts them in its collation, Rust by bytes.
+            let same = match (verb(key), names(here.as_ref()), names(there.as_ref())) {
+                (Some(_), Some(mut a), Some(mut b)) => {
+                    a.sort_unstable();
+                    b.sort_unstable();
+                    a == b
+                }
+                _ => here == there,
+            };
+            if same {
                 return None;
             }
             let (added, removed) = match (verb(key), names(here.as_ref()), names(there.as_ref())) {
@@ -357,6 +366,12 @@ mod tests {
         );
         assert_eq!(diffs[2].added, ["password_hash", "phone"]);
         assert!(differences(&deployed, &deployed.clone()).is_empty());
+        let collated = policy(&["emailed", "email_hash"], &[], true);
+        let bytewise = policy(&["email_hash", "emailed"], &[], true);
+        assert!(
+            differences(&bytewise, &collated).is_empty(),
+            "column lists compare as sets"
+        );
     }
 
     #[test]

@@ -238,12 +238,13 @@ pub(crate) fn committed(summary: Option<&TransactionSummary>, action: Option<&st
     );
 }
 
-/// Reports a rolled-back audited transaction.
-pub(crate) fn rolled_back(action: Option<&str>, error: Option<&Error>, started: Instant) {
+/// Reports a rolled-back audited transaction: `error` is `body` when the body failed, else
+/// the kind of Threadline's own failure.
+pub(crate) fn rolled_back(action: Option<&str>, error: &'static str, started: Instant) {
     tracing::debug!(
         target: "threadline::write",
         action,
-        error = error.map_or("body", error_kind),
+        error,
         elapsed_ms = elapsed_ms(started),
         "audited transaction rolled back"
     );
@@ -257,6 +258,11 @@ pub(crate) fn action_recorded(action: &Action) {
     };
     tracing::debug!(target: "threadline::write", action = action.name(), status, "action recorded");
 }
+
+/// The savepoint the summary query runs under, and its release or rollback.
+pub(crate) const SUMMARY_SAVEPOINT: &str = "SAVEPOINT threadline_summary";
+pub(crate) const SUMMARY_RELEASE: &str = "RELEASE SAVEPOINT threadline_summary";
+pub(crate) const SUMMARY_ROLLBACK: &str = "ROLLBACK TO SAVEPOINT threadline_summary";
 
 /// The query behind [`TransactionSummary`].
 pub(crate) const TRANSACTION_SUMMARY: &str = "SELECT tables, changes FROM threadline.transaction_summary()";

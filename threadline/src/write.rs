@@ -65,60 +65,88 @@ where
 {
     let context = ctx.to_json()?;
     let (started, action) = (Instant::now(), ctx.action().map(Action::name));
-    <AsyncPgConnection as AsyncConnection>::TransactionManager::begin_transaction(conn)
-        .await
-        .map_err(Error::from)?;
-    let outcome = async {
-        let action_id = sql_query(BEGIN_AUDIT)
-            .bind::<Jsonb, _>(&context)
-            .get_result::<IdRow>(conn)
+    async {
+        <AsyncPgConnection as AsyncConnection>::TransactionManager::begin_transaction(conn)
             .await
-            .map_err(Error::from)?
-            .id;
-        let value = body(conn).await?;
-        let transaction_id = sql_query(CURRENT_TRANSACTION)
-            .get_result::<IdRow>(conn)
-            .await
-            .map_err(Error::from)?
-            .id;
-        let summary = match transaction_id {
-            Some(_) if telemetry::commit_summary_wanted() => Some(
-                sql_query(telemetry::TRANSACTION_SUMMARY)
-                    .get_result::<TransactionSummary>(conn)
-                    .await
-                    .map_err(Error::from)?,
-            ),
-            _ => None,
-        };
-        Ok((
-            Committed {
-                value,
-                transaction_id,
-                action_id,
-            },
-            summary,
-        ))
+            .map_err(Error::from)?;
+        // Threadline's own failures, told apart from the body's for telemetry.
+        let mut own: Option<&'static str> = None;
+        let outcome = async {
+            let action_id = match sql_query(BEGIN_AUDIT)
+                .bind::<Jsonb, _>(&context)
+                .get_result::<IdRow>(conn)
+                .await
+            {
+                Ok(row) => row.id,
+                Err(error) => {
+                    let error = Error::from(error);
+                    own = Some(telemetry::error_kind(&error));
+                    return Err(E::from(error));
+                }
+            };
+            let value = body(conn).await?;
+            let transaction_id = match sql_query(CURRENT_TRANSACTION).get_result::<IdRow>(conn).await {
+                Ok(row) => row.id,
+                Err(error) => {
+                    let error = Error::from(error);
+                    own = Some(telemetry::error_kind(&error));
+                    return Err(E::from(error));
+                }
+            };
+            let summary = match transaction_id {
+                Some(_) if telemetry::commit_summary_wanted() => summary(conn).await,
+                _ => None,
+            };
+            Ok((
+                Committed {
+                    value,
+                    transaction_id,
+                    action_id,
+                },
+                summary,
+            ))
+        }
+        .await;
+        match outcome {
+            Ok((audited, summary)) => {
+                if let Err(error) =
+                    <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(conn).await
+                {
+                    let error = Error::from(error);
+                    telemetry::rolled_back(action, telemetry::error_kind(&error), started);
+                    return Err(error.into());
+                }
+                telemetry::committed(summary.as_ref(), action, started);
+                Ok(audited)
+            }
+            Err(error) => {
+                // A failed rollback leaves the connection marked broken, so a pool discards
+                // it; the body's error is the one worth reporting.
+                let _ = <AsyncPgConnection as AsyncConnection>::TransactionManager::rollback_transaction(conn).await;
+                telemetry::rolled_back(action, own.unwrap_or("body"), started);
+                Err(error)
+            }
+        }
     }
     .instrument(telemetry::transaction_span(action))
-    .await;
-    match outcome {
-        Ok((audited, summary)) => {
-            if let Err(error) =
-                <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(conn).await
-            {
-                let error = Error::from(error);
-                telemetry::rolled_back(action, Some(&error), started);
-                return Err(error.into());
-            }
-            telemetry::committed(summary.as_ref(), action, started);
-            Ok(audited)
+    .await
+}
+
+/// The current transaction's tables and change count, for the commit event, read under a
+/// savepoint: telemetry never fails the write (an older schema, a statement timeout).
+async fn summary(conn: &mut AsyncPgConnection) -> Option<TransactionSummary> {
+    sql_query(telemetry::SUMMARY_SAVEPOINT).execute(conn).await.ok()?;
+    match sql_query(telemetry::TRANSACTION_SUMMARY)
+        .get_result::<TransactionSummary>(conn)
+        .await
+    {
+        Ok(found) => {
+            sql_query(telemetry::SUMMARY_RELEASE).execute(conn).await.ok()?;
+            Some(found)
         }
-        Err(error) => {
-            // A failed rollback leaves the connection marked broken, so a pool discards
-            // it; the body's error is the one worth reporting.
-            let _ = <AsyncPgConnection as AsyncConnection>::TransactionManager::rollback_transaction(conn).await;
-            telemetry::rolled_back(action, None, started);
-            Err(error)
+        Err(_) => {
+            let _ = sql_query(telemetry::SUMMARY_ROLLBACK).execute(conn).await;
+            None
         }
     }
 }

@@ -129,6 +129,8 @@ CREATE TABLE threadline.evidence_records (
     verdict text NOT NULL CHECK (verdict IN ('proven', 'inferred', 'unsupported')),
     payload jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(payload) = 'object'),
     recorded_by jsonb NOT NULL,
+    -- the database role that called record_evidence: what the caller cannot choose
+    recorded_role text NOT NULL DEFAULT session_user,
     recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX evidence_records_subject_idx ON threadline.evidence_records (subject, recorded_at, id);

@@ -51,6 +51,26 @@ impl TableName {
     }
 }
 
+impl TableName {
+    /// The table as a SQL string literal of its quoted name, for `regclass` arguments in
+    /// suggested fixes: `'public."Users"'`, whatever the name holds.
+    ///
+    /// ```
+    /// use threadline::read::TableName;
+    ///
+    /// assert_eq!(TableName::new("public", "posts")?.sql_literal(), r#"'"public"."posts"'"#);
+    /// assert_eq!(TableName::new("public", "x'); --")?.sql_literal(), r#"'"public"."x''); --"'"#);
+    /// # Ok::<(), threadline::Error>(())
+    /// ```
+    pub fn sql_literal(&self) -> String {
+        let ident = |part: &str| format!("\"{}\"", part.replace('"', "\"\""));
+        format!(
+            "'{}'",
+            format!("{}.{}", ident(&self.schema), ident(&self.name)).replace('\'', "''")
+        )
+    }
+}
+
 impl std::str::FromStr for TableName {
     type Err = Error;
 
