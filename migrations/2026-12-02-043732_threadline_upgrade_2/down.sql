@@ -6,7 +6,7 @@ DROP TABLE threadline.evidence_maintenance, threadline.evidence_records;
 DROP FUNCTION threadline.evidence_is_append_only();
 DROP TABLE threadline.saved_views;
 DROP TABLE threadline.export_jobs;
-DROP FUNCTION threadline.purge_batch(timestamptz, integer), threadline.purge_plan(timestamptz);
+DROP FUNCTION threadline.purge_batch(bigint, timestamptz, integer), threadline.purge_plan(timestamptz);
 DROP TABLE threadline.retention_runs;
 DROP FUNCTION threadline.transaction_summary();
 DELETE FROM threadline.schema_version WHERE version = 2;

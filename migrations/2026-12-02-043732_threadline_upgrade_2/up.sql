@@ -49,9 +49,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- Deletes the oldest `batch_size` changes captured before `cutoff`, then the transactions
--- they leave without changes. Actions are kept: a transaction's action_id goes, the
--- action stays.
-CREATE FUNCTION threadline.purge_batch(cutoff timestamptz, batch_size integer,
+-- they leave without changes, and adds both counts to run `run_id` in the same
+-- transaction, so the runs log never under-counts. Actions are kept: a transaction's
+-- action_id goes, the action stays.
+CREATE FUNCTION threadline.purge_batch(run_id bigint, cutoff timestamptz, batch_size integer,
                                        OUT changes bigint, OUT transactions bigint)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -72,6 +73,11 @@ BEGIN
      WHERE t.id = ANY (v_transactions)
        AND NOT EXISTS (SELECT 1 FROM threadline.audit_changes c WHERE c.transaction_id = t.id);
     GET DIAGNOSTICS transactions = ROW_COUNT;
+    UPDATE threadline.retention_runs r
+       SET changes_deleted = r.changes_deleted + purge_batch.changes,
+           transactions_deleted = r.transactions_deleted + purge_batch.transactions,
+           batches = r.batches + 1
+     WHERE r.id = run_id;
 END
 $$;
 
@@ -103,7 +109,7 @@ CREATE TABLE threadline.export_jobs (
     action_id bigint REFERENCES threadline.audit_actions (id) ON DELETE SET NULL
 );
 CREATE INDEX export_jobs_queue_idx ON threadline.export_jobs (submitted_at, id) WHERE state IN ('queued', 'running');
-CREATE INDEX export_jobs_owner_idx ON threadline.export_jobs ((owner ->> 'type'), (owner ->> 'id'), submitted_at);
+CREATE INDEX export_jobs_owner_idx ON threadline.export_jobs (owner, submitted_at);
 CREATE INDEX export_jobs_expiry_idx ON threadline.export_jobs (expires_at) WHERE state = 'completed';
 
 ---------------------------------------------------------------------------------------
@@ -127,7 +133,7 @@ CREATE TABLE threadline.evidence_records (
     subject text NOT NULL CHECK (octet_length(subject) BETWEEN 1 AND 512 AND subject !~ '[[:cntrl:]]'),
     claim text NOT NULL CHECK (octet_length(claim) BETWEEN 1 AND 4096),
     verdict text NOT NULL CHECK (verdict IN ('proven', 'inferred', 'unsupported')),
-    payload jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(payload) = 'object'),
+    payload jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(payload) = 'object' AND octet_length(payload::text) <= 1048576),
     recorded_by jsonb NOT NULL,
     -- the database role that called record_evidence: what the caller cannot choose
     recorded_role text NOT NULL DEFAULT session_user,
@@ -189,7 +195,7 @@ BEGIN
     RETURNING id INTO v_id;
     RETURN v_id;
 EXCEPTION WHEN check_violation OR not_null_violation THEN
-    RAISE EXCEPTION 'threadline: evidence refused: kind must be a lowercase name, subject 1 to 512 bytes without control characters, claim 1 to 4096 bytes, verdict proven, inferred or unsupported, payload a JSON object'
+    RAISE EXCEPTION 'threadline: evidence refused: kind must be a lowercase name, subject 1 to 512 bytes without control characters, claim 1 to 4096 bytes, verdict proven, inferred or unsupported, payload a JSON object of at most 1 MiB'
         USING ERRCODE = '22023';
 END
 $$;
@@ -214,7 +220,7 @@ $$;
 REVOKE ALL ON threadline.retention_runs, threadline.export_jobs, threadline.saved_views,
               threadline.evidence_records, threadline.evidence_maintenance FROM PUBLIC;
 REVOKE ALL ON FUNCTION threadline.transaction_summary(), threadline.purge_plan(timestamptz),
-                       threadline.purge_batch(timestamptz, integer), threadline.evidence_is_append_only(),
+                       threadline.purge_batch(bigint, timestamptz, integer), threadline.evidence_is_append_only(),
                        threadline.record_evidence(text, text, text, text, jsonb, jsonb),
                        threadline.prune_evidence(timestamptz, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION threadline.transaction_summary(),

@@ -152,7 +152,9 @@ async fn racing_workers_run_each_job_once_with_the_direct_export_s_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_worker_s_job_is_finished_by_another_and_its_claim_is_void() {
     let (_db, mut admin, mut conn) = trail().await;
-    let jobs = ExportJobs::new(Arc::new(InMemory::new())).lease(Duration::from_millis(300));
+    let jobs = ExportJobs::new(Arc::new(InMemory::new()))
+        .lease(Duration::from_millis(300))
+        .unwrap();
     let owner = ActorRef::user("42").unwrap();
     let id = jobs
         .submit(&mut conn, &owner, &Filter::new(), Format::Ndjson, Some(120))
@@ -177,6 +179,16 @@ async fn a_dead_worker_s_job_is_finished_by_another_and_its_claim_is_void() {
     assert_eq!((job.rows_written, job.truncated), (120, Some(true)));
     let bytes = jobs.read_all(&mut conn, id, &owner).await.unwrap();
     assert_eq!(String::from_utf8(bytes).unwrap().lines().count(), 120);
+
+    // A row pointed at another object of the store by hand reads as missing.
+    exec(
+        &mut admin,
+        &format!("UPDATE threadline.export_jobs SET object_name = 'backups/db.dump' WHERE id = {id}"),
+    );
+    assert!(matches!(
+        jobs.open(&mut conn, id, &owner).await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,6 +57,8 @@ pub struct Spec {
     pub command: &'static str,
     /// Names of its positional arguments, in order; all are required.
     pub positionals: &'static [&'static str],
+    /// Names of positional arguments that may follow them.
+    pub optional: &'static [&'static str],
     /// Flags that take a value (without the leading `--`), besides `--database-url` and
     /// the filter flags.
     pub options: &'static [&'static str],
@@ -165,10 +167,16 @@ impl Spec {
             };
             args.values.push((name, value));
         }
-        if args.positionals.len() != self.positionals.len() {
-            let expected = match self.positionals {
-                [] => "no arguments".to_owned(),
-                names => names.iter().map(|n| format!("<{n}>")).collect::<Vec<_>>().join(" "),
+        let (given, required) = (args.positionals.len(), self.positionals.len());
+        if given < required || given > required + self.optional.len() {
+            let expected = match (self.positionals, self.optional) {
+                ([], []) => "no arguments".to_owned(),
+                (names, optional) => names
+                    .iter()
+                    .map(|n| format!("<{n}>"))
+                    .chain(optional.iter().map(|n| format!("[{n}]")))
+                    .collect::<Vec<_>>()
+                    .join(" "),
             };
             return Err(self.usage(format!(
                 "{} takes {expected}, got {} argument{}",
@@ -194,6 +202,13 @@ impl Args {
     /// The positional argument at `index` (the parser checked there are enough).
     pub fn positional(&self, index: usize) -> &str {
         &self.positionals[index]
+    }
+
+    /// The optional positional argument at `index` after the required ones, if given.
+    pub fn optional(&self, index: usize) -> Option<&str> {
+        self.positionals
+            .get(self.spec.positionals.len() + index)
+            .map(String::as_str)
     }
 
     /// The value of a flag, if given.
@@ -286,6 +301,7 @@ mod tests {
     static SPEC: Spec = Spec {
         command: "demo",
         positionals: &["table"],
+        optional: &[],
         options: &["page-size"],
         switches: &["json"],
         filters: true,

@@ -15,6 +15,7 @@ use crate::{Failure, connect, models};
 pub static VERIFY_COVERAGE: Spec = Spec {
     command: "verify-coverage",
     positionals: &[],
+    optional: &[],
     options: &["src"],
     switches: &["json"],
     filters: false,

@@ -16,6 +16,7 @@ use crate::{Failure, connect, models};
 pub static POLICY: Spec = Spec {
     command: "policy",
     positionals: &["show"],
+    optional: &[],
     options: &["src"],
     switches: &["check", "json"],
     filters: false,

@@ -15,6 +15,7 @@ use crate::{Failure, connect, note};
 pub static EXPORT: Spec = Spec {
     command: "export",
     positionals: &[],
+    optional: &[],
     options: &["format", "max-rows", "page-size", "output"],
     switches: &[],
     filters: true,

@@ -20,7 +20,8 @@ use crate::config::Config;
 pub static EXPORT_JOBS: Spec = Spec {
     command: "export-jobs",
     positionals: &["submit|worker|list|fetch|cleanup"],
-    options: &["owner", "format", "max-rows", "as", "output", "id", "store"],
+    optional: &["ID"],
+    options: &["owner", "format", "max-rows", "as", "output", "store"],
     switches: &["once", "json"],
     filters: true,
     database: true,
@@ -29,7 +30,7 @@ pub static EXPORT_JOBS: Spec = Spec {
         "usage: threadline export-jobs submit --owner ACTOR --format csv|json|ndjson [filters] [--max-rows N]
        threadline export-jobs worker [--once]
        threadline export-jobs list [--owner ACTOR]
-       threadline export-jobs fetch --id ID --as ACTOR --output PATH
+       threadline export-jobs fetch ID --as ACTOR --output PATH
        threadline export-jobs cleanup
 
 The background export queue (threadline.export_jobs). submit queues an export for its
@@ -39,7 +40,8 @@ left) and writes each object under the store with a random name: the bytes
 'threadline export' writes for the same filter and format. list shows the jobs.
 fetch writes a completed job's object to PATH, for its owner only: anyone else is
 told the job does not exist. cleanup removes the objects of jobs past their time to
-live and marks them expired. ACTOR is type:id (admin:7).
+live and marks them expired. ACTOR is type:id (admin:7); --as is who the operator
+says they are: the database role running the command can read every job.
 
 options:
   --store DIR           the folder objects go to (default: exports.dir of
@@ -69,7 +71,10 @@ fn jobs(args: &Args, config: &Config) -> Result<ExportJobs, Failure> {
     let dir = args.path_or("store", &config.exports_dir);
     let mut jobs = ExportJobs::local(&dir)?;
     if let Some(days) = config.ttl_days {
-        jobs = jobs.ttl(TimeDelta::days(days))?;
+        let ttl = TimeDelta::try_days(days)
+            .filter(|ttl| *ttl <= TimeDelta::days(36_525))
+            .ok_or_else(|| Failure::Usage(format!("exports.ttl_days: {days} is more than 100 years")))?;
+        jobs = jobs.ttl(ttl)?;
     }
     Ok(jobs)
 }
@@ -162,7 +167,11 @@ pub fn export_jobs(args: &Args) -> Result<(), Failure> {
                 }
             }
             "fetch" => {
-                let id: i64 = args.number("id")?.ok_or_else(|| args.usage("--id ID is required"))?;
+                let id: i64 = args
+                    .optional(0)
+                    .ok_or_else(|| args.usage("fetch takes the job's ID"))?
+                    .parse()
+                    .map_err(|_| args.usage("the job's ID is a whole number"))?;
                 let owner = actor(args, "as")?;
                 let output = args
                     .value("output")

@@ -18,6 +18,7 @@ use threadline::policy::{PolicyDifference, PolicyStatus, differences};
 pub static GEN_TRIGGERS: Spec = Spec {
     command: "gen-triggers",
     positionals: &[],
+    optional: &[],
     options: &["src", "migrations"],
     switches: &["dry-run", "check"],
     filters: false,

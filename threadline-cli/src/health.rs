@@ -13,6 +13,7 @@ use crate::{Failure, connect};
 pub static HEALTH: Spec = Spec {
     command: "health",
     positionals: &[],
+    optional: &[],
     options: &["schema"],
     switches: &["all-schemas", "strict", "json"],
     filters: false,

@@ -13,6 +13,7 @@ use crate::migrations::Migrations;
 pub static INSTALL: Spec = Spec {
     command: "install",
     positionals: &[],
+    optional: &[],
     options: &["migrations"],
     switches: &[],
     filters: false,

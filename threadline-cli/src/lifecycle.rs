@@ -16,6 +16,7 @@ use crate::{Failure, connect, note};
 pub static RETENTION: Spec = Spec {
     command: "retention",
     positionals: &["purge|runs"],
+    optional: &[],
     options: &["keep-days", "batch-size", "max-batches"],
     switches: &["dry-run", "execute", "json"],
     filters: false,
@@ -48,6 +49,7 @@ options:
 pub static EVIDENCE: Spec = Spec {
     command: "evidence",
     positionals: &["show"],
+    optional: &[],
     options: &["subject", "from", "to"],
     switches: &["history", "json"],
     filters: false,
@@ -64,7 +66,8 @@ options:
   --from RFC3339        recorded at or after
   --to RFC3339          recorded at or before
   --json                print [{\"id\", \"kind\", \"subject\", \"claim\", \"verdict\", \"payload\",
-                        \"recorded_by\", \"recorded_at\"}]
+                        \"recorded_by\", \"recorded_role\", \"recorded_at\"}]; recorded_by
+                        is who the recorder said acted, recorded_role the database role
   --database-url URL    the database (default: $DATABASE_URL)",
 };
 
@@ -72,6 +75,7 @@ options:
 pub static VIEWS: Spec = Spec {
     command: "views",
     positionals: &["list"],
+    optional: &[],
     options: &["owner"],
     switches: &["json"],
     filters: false,
@@ -238,12 +242,13 @@ pub fn evidence(args: &Args) -> Result<(), Failure> {
     for record in records.iter().filter(|_| !args.switch("json")) {
         writeln!(
             out,
-            "{}  {:<12} {:<24} {}  (by {}, {})",
+            "{}  {:<12} {:<24} {}  (by {} as role {}, {})",
             record.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             record.verdict.as_str(),
             record.subject,
             record.claim,
             threadline::read::ActorFilter::Is(record.recorded_by.clone()),
+            record.recorded_role,
             record.kind
         )?;
     }

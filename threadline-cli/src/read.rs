@@ -18,6 +18,7 @@ use crate::{Failure, connect, note};
 pub static TIMELINE: Spec = Spec {
     command: "timeline",
     positionals: &[],
+    optional: &[],
     options: &["page-size", "cursor"],
     switches: &["json"],
     filters: true,
@@ -46,6 +47,7 @@ changes match, the cursor of the next page is printed on stderr."
 pub static HISTORY: Spec = Spec {
     command: "history",
     positionals: &["table", "key"],
+    optional: &[],
     options: &["page-size", "cursor"],
     switches: &["json"],
     filters: false,
@@ -73,6 +75,7 @@ Exits with status 1 when nothing was captured for the row.",
 pub static AS_OF: Spec = Spec {
     command: "as-of",
     positionals: &["table", "key", "timestamp"],
+    optional: &[],
     options: &[],
     switches: &["json"],
     filters: false,
@@ -101,6 +104,7 @@ status 1 when nothing was ever captured for the row.",
 pub static INCIDENT: Spec = Spec {
     command: "incident",
     positionals: &["transaction-id"],
+    optional: &[],
     options: &["page-size", "cursor"],
     switches: &["json"],
     filters: false,
@@ -159,7 +163,8 @@ pub fn history(args: &Args) -> Result<(), Failure> {
         .row_history_page(&mut conn, &table, &key, cursor.as_ref(), page_size);
     let horizon = match &found {
         Ok(page) if page.next_cursor.is_some() => None,
-        _ => threadline::retention::horizon_blocking(&mut conn)?,
+        // A database still at schema version 1 has no runs log: no horizon to tell.
+        _ => threadline::retention::horizon_blocking(&mut conn).ok().flatten(),
     };
     let begins = horizon.map(|at| {
         format!(
@@ -182,7 +187,7 @@ pub fn history(args: &Args) -> Result<(), Failure> {
     out.flush()?;
     more(&page);
     if let Some(begins) = begins {
-        note(format!("{begins}; older changes of this row are gone"));
+        note(begins);
     }
     Ok(())
 }

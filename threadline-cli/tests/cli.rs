@@ -910,7 +910,7 @@ fn evidence_show_and_views_list_read_what_the_api_recorded() {
             .contains("proven       coverage:none            0 tables covered, 0 uncovered"),
         "{shown:?}"
     );
-    assert!(shown.stdout.contains("(by admin:7, coverage_snapshot)"), "{shown:?}");
+    assert!(shown.stdout.contains("(by admin:7 as role "), "{shown:?}");
     let json = run(
         &db,
         "evidence",
@@ -978,7 +978,7 @@ fn export_jobs_submit_run_and_fetch_the_bytes_of_a_direct_export_for_the_owner_o
         &db,
         "export-jobs",
         &[
-            "fetch", "--id", &id, "--as", "admin:8", "--output", output, "--store", store_flag,
+            "fetch", &id, "--as", "admin:8", "--output", output, "--store", store_flag,
         ],
     )
     .fails(1, "export job not found");
@@ -986,7 +986,7 @@ fn export_jobs_submit_run_and_fetch_the_bytes_of_a_direct_export_for_the_owner_o
         &db,
         "export-jobs",
         &[
-            "fetch", "--id", &id, "--as", "admin:7", "--output", output, "--store", store_flag,
+            "fetch", &id, "--as", "admin:7", "--output", output, "--store", store_flag,
         ],
     );
     assert!(fetched.ok().starts_with("wrote "), "{fetched:?}");

@@ -13,8 +13,8 @@
 //!   and as an export job (`run_once` onto the local store), in rows per second;
 //!   `ratio` is job / direct, target >= 0.5; `added_mib` is the peak resident memory the
 //!   job added (`VmHWM` after `/proc/self/clear_refs`), target < 64.
-//! - `purge`: `Purge::execute` of the whole trail with the default batches and pause, in
-//!   changes per second; meanwhile one connection runs single-row updates of an audited
+//! - `purge`: `Purge::execute` of every seeded change (the cutoff is the end of the
+//!   seeding) with the default batches and pause, in changes per second; meanwhile one connection runs single-row updates of an audited
 //!   table in a loop, and `tps_ratio` is its rate during the purge over its rate before,
 //!   target >= 0.5.
 //!
@@ -103,6 +103,8 @@ fn main() {
         conn.batch_execute(&format!("VACUUM ANALYZE threadline.{table}"))
             .expect("analyze");
     }
+    // The cutoff: everything seeded goes, nothing the app writes during the benchmark.
+    let seeded = Utc::now();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -145,7 +147,7 @@ fn main() {
     });
 
     let (baseline, _) = tps_during(db.url(), || std::thread::sleep(Duration::from_secs(5)));
-    let purge = Purge::new(RetentionPolicy::keep_days(1).expect("policy")).as_of(Utc::now() + TimeDelta::days(2));
+    let purge = Purge::new(RetentionPolicy::keep_days(1).expect("policy")).as_of(seeded + TimeDelta::days(1));
     let mut outcome = None;
     let (during, elapsed) = tps_during(db.url(), || {
         outcome = Some(purge.execute_blocking(&mut conn, |_| {}).expect("purge"));

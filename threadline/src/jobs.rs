@@ -4,8 +4,8 @@
 //!
 //! [`ExportJobs::submit`] queues a job for its owner and records an `export_requested`
 //! action of the owner with it. A worker ([`ExportJobs::run_once`], or [`ExportWorker`]
-//! in an app) claims the oldest job with `FOR UPDATE SKIP LOCKED`, so no two workers run
-//! one job, and holds a lease it renews after every page; a job whose worker died is
+//! in an app) claims the oldest job with `FOR UPDATE SKIP LOCKED`, so no two workers claim
+//! it at once, and holds a lease it renews after every page; a job whose worker died is
 //! claimed again once its lease runs out, and the dead worker can no longer finish it.
 //! The object gets the bytes `threadline export` writes for the same filter and format
 //! (the JSON document dated at submission), under a random name, streamed page by page so
@@ -218,6 +218,23 @@ struct IdRow {
     id: Option<i64>,
 }
 
+/// The object a job may name: only what a worker writes, `threadline-exports/<uuid>.<format>`.
+/// Anything else (a row changed by hand) is treated as missing, so a job never reads or
+/// removes another object of the store.
+fn own_object(name: &str, format: &str) -> Option<ObjectPath> {
+    let token = name
+        .strip_prefix(PREFIX)?
+        .strip_prefix('/')?
+        .strip_suffix(format)?
+        .strip_suffix('.')?;
+    let uuid = token.len() == 36
+        && token.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    uuid.then(|| ObjectPath::from(name))
+}
+
 fn storage(error: object_store::Error) -> Error {
     Error::Storage(error.to_string())
 }
@@ -265,10 +282,18 @@ impl ExportJobs {
         Ok(self)
     }
 
-    /// How long a claim lasts without renewal (a worker renews it after every page).
-    pub fn lease(mut self, lease: Duration) -> Self {
+    /// How long a claim lasts without renewal (a worker renews it after every page); at
+    /// least 100 ms. Make it longer than the slowest page and upload part: a claim that
+    /// lapses lets a second worker start the job, and only one of them can finish it.
+    pub fn lease(mut self, lease: Duration) -> Result<Self, Error> {
+        if lease < Duration::from_millis(100) {
+            return Err(Error::invalid(
+                "export job lease",
+                format!("{lease:?} is shorter than 100 ms"),
+            ));
+        }
         self.lease = lease;
-        self
+        Ok(self)
     }
 
     /// Changes per page the workers read (and renew their lease after).
@@ -351,11 +376,12 @@ impl ExportJobs {
         owner: &ActorRef,
     ) -> Result<BoxStream<'static, Result<bytes::Bytes, Error>>, Error> {
         let job = self.status(conn, id, owner).await?;
-        let name = match (job.state, job.object_name) {
-            (JobState::Completed, Some(name)) => name,
-            _ => return Err(Error::NotFound { what: "export job" }),
+        let path = match (job.state, job.object_name.as_deref()) {
+            (JobState::Completed, Some(name)) => own_object(name, &job.format),
+            _ => None,
         };
-        let found = self.store.get(&ObjectPath::from(name)).await.map_err(|e| match e {
+        let path = path.ok_or(Error::NotFound { what: "export job" })?;
+        let found = self.store.get(&path).await.map_err(|e| match e {
             object_store::Error::NotFound { .. } => Error::NotFound { what: "export job" },
             other => storage(other),
         })?;
@@ -504,8 +530,12 @@ impl ExportJobs {
             .await?;
         let mut expired = 0;
         for job in &due {
-            if let Some(name) = &job.object_name {
-                match self.store.delete(&ObjectPath::from(name.as_str())).await {
+            if let Some(path) = job
+                .object_name
+                .as_deref()
+                .and_then(|name| own_object(name, &job.format))
+            {
+                match self.store.delete(&path).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                     Err(other) => return Err(storage(other)),
                 }
@@ -559,5 +589,24 @@ impl ExportWorker {
         self.stopping.store(true, Ordering::Release);
         self.wake.notify_one();
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_worker_s_object_names_are_read_or_removed() {
+        let name = "threadline-exports/c4ed7e70-7b86-4de4-ac28-d0618aa113a7.csv";
+        assert_eq!(own_object(name, "csv"), Some(ObjectPath::from(name)));
+        for other in [
+            "threadline-exports/c4ed7e70-7b86-4de4-ac28-d0618aa113a7.json",
+            "backups/db.dump",
+            "threadline-exports/../secrets.csv",
+            "threadline-exports/c4ed7e70-7b86-4de4-ac28-d0618aa113a7x.csv",
+        ] {
+            assert_eq!(own_object(other, "csv"), None, "{other}");
+        }
     }
 }

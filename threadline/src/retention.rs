@@ -12,7 +12,11 @@
 //! partitioned store replaces.
 //!
 //! The lock is a session lock: run purges on a direct connection, not through a
-//! transaction-mode pooler.
+//! transaction-mode pooler, and outside a transaction; do not cancel a run midway (a
+//! dropped future leaves the lock with its connection until that closes). Any role can
+//! take an advisory lock, so a role that holds this one blocks retention: the refusal says
+//! so. Purging needs `DELETE` on the audit tables: the installing role's connection, not
+//! the app's.
 //!
 //! ```no_run
 //! # fn demo(conn: &mut diesel::PgConnection) -> Result<(), threadline::Error> {
@@ -65,12 +69,18 @@ impl RetentionPolicy {
         RetentionPolicy::keep(window)
     }
 
-    /// Keeps `window`. Zero or less is refused.
+    /// Keeps `window`. Zero or less is refused, and so is more than 100 years.
     pub fn keep(window: TimeDelta) -> Result<Self, Error> {
         if window <= TimeDelta::zero() {
             return Err(Error::invalid(
                 "retention window",
                 format!("{window} keeps nothing; give a positive number of days"),
+            ));
+        }
+        if window > TimeDelta::days(36_525) {
+            return Err(Error::invalid(
+                "retention window",
+                "more than 100 years; give at most 36525 days",
             ));
         }
         Ok(RetentionPolicy { keep: window })
@@ -405,8 +415,14 @@ where
     let outcome = locked(conn, purge, &mut progress, sleep).await;
     let mut unlock = Sql::new("SELECT pg_advisory_unlock(");
     unlock.bind(Bind::BigInt(LOCK_KEY)).push(") AS flag");
-    let unlocked = conn.load::<FlagRow>(unlock).await;
-    let outcome = outcome.and_then(|outcome| unlocked.map(|_| outcome));
+    let unlocked = match conn.load::<FlagRow>(unlock).await {
+        Ok(rows) if rows.first().is_some_and(|r| r.flag) => Ok(()),
+        Ok(_) => Err(Error::Locked(
+            "the retention lock was not held at the end of the run".into(),
+        )),
+        Err(error) => Err(error),
+    };
+    let outcome = outcome.and_then(|outcome| unlocked.map(|()| outcome));
     telemetry::retention_finished(outcome.as_ref().map(|o| &o.run), started);
     outcome
 }
@@ -490,19 +506,13 @@ where
     loop {
         let mut batch = Sql::new("SELECT changes, transactions FROM threadline.purge_batch(");
         batch
+            .bind(Bind::BigInt(id))
+            .push(", ")
             .bind(Bind::Timestamp(cutoff))
             .push(", ")
             .bind(Bind::BigInt(size))
             .push("::integer)");
         let counts = conn.load::<CountsRow>(batch).await?.pop().expect("one row");
-        let mut log = Sql::new("UPDATE threadline.retention_runs SET changes_deleted = changes_deleted + ");
-        log.bind(Bind::BigInt(counts.changes))
-            .push(", transactions_deleted = transactions_deleted + ")
-            .bind(Bind::BigInt(counts.transactions))
-            .push(", batches = batches + 1 WHERE id = ")
-            .bind(Bind::BigInt(id))
-            .push(" RETURNING id");
-        conn.load::<IdRow>(log).await?;
         progress(&run_row(conn, id).await?);
         done += 1;
         if counts.changes < size {
@@ -564,7 +574,9 @@ async fn trail_horizon<C: Db>(conn: &mut C) -> Result<Option<DateTime<Utc>>, Err
 /// A purge run by the app itself on an interval: [`Pruner::start`] spawns it on the tokio
 /// runtime (Actix's included), [`Pruner::stop`] ends it between runs. Each run takes a
 /// connection from the pool for its length and uses the same lock as every other purge,
-/// so a pruner on every node runs one purge at a time.
+/// so a pruner on every node runs one purge at a time. Give it a pool of its own, of
+/// direct connections (not through a transaction-mode pooler) as a role that may delete
+/// from the audit tables.
 ///
 /// ```no_run
 /// # async fn demo(pool: diesel_async::pooled_connection::bb8::Pool<diesel_async::AsyncPgConnection>) -> Result<(), threadline::Error> {
@@ -622,6 +634,7 @@ mod tests {
         assert!(RetentionPolicy::keep_days(0).is_err());
         assert!(RetentionPolicy::keep_days(-3).is_err());
         assert!(RetentionPolicy::keep_days(i64::MAX).is_err());
+        assert!(RetentionPolicy::keep_days(100_000_000).is_err());
         assert!(RetentionPolicy::keep(TimeDelta::zero()).is_err());
         let policy = RetentionPolicy::keep_days(30).unwrap();
         let now = DateTime::parse_from_rfc3339("2026-12-02T10:00:00.000001Z")

@@ -95,7 +95,15 @@ pub fn installed_version(conn: &mut PgConnection) -> Result<Option<i32>, Error> 
 /// # Ok(()) }
 /// ```
 pub fn install(conn: &mut PgConnection) -> Result<bool, Error> {
-    conn.transaction(|conn| match installed_version(conn)? {
+    conn.transaction(|conn| {
+        // Nodes starting together install or upgrade one after the other.
+        conn.batch_execute("SELECT pg_advisory_xact_lock(7526752898406036334)")?;
+        install_locked(conn)
+    })
+}
+
+fn install_locked(conn: &mut PgConnection) -> Result<bool, Error> {
+    match installed_version(conn)? {
         None => {
             conn.batch_execute(INSTALL_SQL)?;
             Ok(true)
@@ -111,5 +119,5 @@ pub fn install(conn: &mut PgConnection) -> Result<bool, Error> {
             found,
             expected: SCHEMA_VERSION,
         }),
-    })
+    }
 }
