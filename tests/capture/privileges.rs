@@ -233,6 +233,32 @@ const MATRIX: &[(&str, &str, [bool; 4])] = &[
         [false, false, true, true],
     ),
     (
+        "record evidence: `record_evidence`",
+        r#"SELECT threadline.record_evidence('check', 's', 'c', 'proven', '{}', '{"type": "user", "id": "1"}')"#,
+        [true, true, true, true],
+    ),
+    (
+        "read retention runs and evidence",
+        "SELECT 1 FROM threadline.retention_runs, threadline.evidence_records, threadline.evidence_maintenance",
+        [false, true, false, true],
+    ),
+    (
+        "queue export jobs and save views: `export_jobs`, `saved_views`",
+        r#"INSERT INTO threadline.export_jobs (owner, filter, format) VALUES ('{"type": "admin", "id": "1"}', '', 'csv');
+           INSERT INTO threadline.saved_views (owner, name, query) VALUES ('{"type": "admin", "id": "1"}', 'v', '')"#,
+        [false, true, false, true],
+    ),
+    (
+        "purge the trail: `purge_batch`",
+        "SELECT * FROM threadline.purge_batch(0, now() - interval '100 years', 1)",
+        [false, false, false, true],
+    ),
+    (
+        "remove evidence: `prune_evidence`",
+        "SELECT threadline.prune_evidence(now() - interval '100 years', 'test')",
+        [false, false, false, true],
+    ),
+    (
         "create objects in schema `threadline`",
         "CREATE TABLE threadline.mine (id int)",
         [false, false, false, true],
