@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use threadline::read::suggest;
 
-use threadline::read::{Cursor, Filter, MAX_PAGE_SIZE};
+use threadline::ActorRef;
+use threadline::read::{ActorFilter, Cursor, Filter, MAX_PAGE_SIZE};
 
 use crate::Failure;
 use crate::config::Config;
@@ -202,6 +203,31 @@ impl Args {
     /// The positional argument at `index` (the parser checked there are enough).
     pub fn positional(&self, index: usize) -> &str {
         &self.positionals[index]
+    }
+
+    /// The first positional argument, which must be one of `known`: a usage error naming
+    /// it as `what` ("subcommand"), with a "did you mean", otherwise.
+    pub fn subcommand(&self, what: &str, known: &[&str]) -> Result<&str, Failure> {
+        let given = self.positional(0);
+        if known.contains(&given) {
+            return Ok(given);
+        }
+        let hint = suggest(given, known)
+            .map(|s| format!(" (did you mean {s}?)"))
+            .unwrap_or_default();
+        Err(self.usage(format!("unknown {what} {given:?}{hint}")))
+    }
+
+    /// One actor (an `operator`, an `actor`: `who`) named by a flag as `type:id`
+    /// (`admin:7`), if the flag is given.
+    pub fn actor(&self, flag: &str, who: &str) -> Result<Option<ActorRef>, Failure> {
+        let Some(text) = self.value(flag) else {
+            return Ok(None);
+        };
+        match ActorFilter::parse(text).map_err(|e| self.usage(format!("--{flag}: {e}")))? {
+            ActorFilter::Is(actor) => Ok(Some(actor)),
+            ActorFilter::OfType(_) => Err(self.usage(format!("--{flag}: name one {who}, as type:id (admin:7)"))),
+        }
     }
 
     /// The optional positional argument at `index` after the required ones, if given.

@@ -72,12 +72,7 @@ pub fn compare(args: &Args, scan: &Scan) -> Result<PolicyReport, Failure> {
 
 /// Runs `threadline policy show`.
 pub fn policy(args: &Args) -> Result<(), Failure> {
-    if args.positional(0) != "show" {
-        let hint = threadline::read::suggest(args.positional(0), &["show"])
-            .map(|s| format!(" (did you mean {s}?)"))
-            .unwrap_or_default();
-        return Err(args.usage(format!("unknown policy command {:?}{hint}", args.positional(0))));
-    }
+    args.subcommand("policy command", &["show"])?;
     let config = args.config()?;
     let scan = scan_models(&args.path_or("src", &config.src))?;
     let report = compare(args, &scan)?;

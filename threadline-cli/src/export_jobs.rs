@@ -55,15 +55,10 @@ options:
     ),
 };
 
-/// One operator, from `type:id`.
+/// The actor a flag must name.
 fn actor(args: &Args, flag: &str) -> Result<ActorRef, Failure> {
-    let text = args
-        .value(flag)
-        .ok_or_else(|| args.usage(format!("--{flag} ACTOR is required")))?;
-    match ActorFilter::parse(text).map_err(|e| args.usage(format!("--{flag}: {e}")))? {
-        ActorFilter::Is(actor) => Ok(actor),
-        ActorFilter::OfType(_) => Err(args.usage(format!("--{flag}: name one actor, as type:id (admin:7)"))),
-    }
+    args.actor(flag, "actor")?
+        .ok_or_else(|| args.usage(format!("--{flag} ACTOR is required")))
 }
 
 /// The job queue on the configured store.
@@ -96,14 +91,7 @@ fn line(job: &ExportJob) -> String {
 
 /// Runs `threadline export-jobs`.
 pub fn export_jobs(args: &Args) -> Result<(), Failure> {
-    let command = args.positional(0);
-    let known = ["submit", "worker", "list", "fetch", "cleanup"];
-    if !known.contains(&command) {
-        let hint = threadline::read::suggest(command, &known)
-            .map(|s| format!(" (did you mean {s}?)"))
-            .unwrap_or_default();
-        return Err(args.usage(format!("unknown subcommand {command:?}{hint}")));
-    }
+    let command = args.subcommand("subcommand", &["submit", "worker", "list", "fetch", "cleanup"])?;
     let config = args.config()?;
     let jobs = jobs(args, &config)?;
     let url = args.database_url()?;
@@ -155,7 +143,7 @@ pub fn export_jobs(args: &Args) -> Result<(), Failure> {
                 }
             }
             "list" => {
-                let owner = args.value("owner").map(|_| actor(args, "owner")).transpose()?;
+                let owner = args.actor("owner", "actor")?;
                 let list = jobs.list(&mut conn, owner.as_ref()).await?;
                 if json {
                     writeln!(out, "{}", json!(list))?;

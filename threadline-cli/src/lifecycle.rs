@@ -92,18 +92,6 @@ options:
   --database-url URL    the database (default: $DATABASE_URL)",
 };
 
-/// Refuses a subcommand other than `expected`, with a hint.
-fn subcommand(args: &Args, expected: &[&str]) -> Result<(), Failure> {
-    let given = args.positional(0);
-    if expected.contains(&given) {
-        return Ok(());
-    }
-    let hint = threadline::read::suggest(given, expected)
-        .map(|s| format!(" (did you mean {s}?)"))
-        .unwrap_or_default();
-    Err(args.usage(format!("unknown subcommand {given:?}{hint}")))
-}
-
 /// `1 change`, `2 changes`.
 fn count(n: i64, noun: &str) -> String {
     let plural = if noun.ends_with('h') { "es" } else { "s" };
@@ -126,9 +114,9 @@ fn describe(run: &RetentionRun) -> String {
 
 /// Runs `threadline retention`.
 pub fn retention(args: &Args) -> Result<(), Failure> {
-    subcommand(args, &["purge", "runs"])?;
+    let subcommand = args.subcommand("subcommand", &["purge", "runs"])?;
     let mut out = io::stdout().lock();
-    if args.positional(0) == "runs" {
+    if subcommand == "runs" {
         let runs = threadline::retention::runs_blocking(&mut connect(args)?, 20)?;
         if args.switch("json") {
             writeln!(out, "{}", json!(runs))?;
@@ -217,7 +205,7 @@ pub fn retention(args: &Args) -> Result<(), Failure> {
 
 /// Runs `threadline evidence show`.
 pub fn evidence(args: &Args) -> Result<(), Failure> {
-    subcommand(args, &["show"])?;
+    args.subcommand("subcommand", &["show"])?;
     let mut query = EvidenceQuery::new();
     if let Some(subject) = args.value("subject") {
         query = query.subject(subject);
@@ -257,19 +245,11 @@ pub fn evidence(args: &Args) -> Result<(), Failure> {
 
 /// Runs `threadline views list`.
 pub fn views(args: &Args) -> Result<(), Failure> {
-    subcommand(args, &["list"])?;
+    args.subcommand("subcommand", &["list"])?;
+    let owner = args.actor("owner", "operator")?;
     let mut conn = connect(args)?;
-    let views = match args.value("owner") {
-        Some(owner) => {
-            let actor =
-                match threadline::read::ActorFilter::parse(owner).map_err(|e| args.usage(format!("--owner: {e}")))? {
-                    threadline::read::ActorFilter::Is(actor) => actor,
-                    threadline::read::ActorFilter::OfType(_) => {
-                        return Err(args.usage("--owner: name one operator, as type:id (admin:7)"));
-                    }
-                };
-            threadline::views::list_blocking(&mut conn, &actor)?
-        }
+    let views = match owner {
+        Some(owner) => threadline::views::list_blocking(&mut conn, &owner)?,
         None => threadline::views::list_all_blocking(&mut conn)?,
     };
     let mut out = io::stdout().lock();

@@ -36,7 +36,6 @@ pub use object_store;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -51,6 +50,7 @@ use object_store::{ObjectStore, WriteMultipart};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::background::Background;
 use crate::export::{ExportOptions, Format};
 use crate::read::exec::Db;
 use crate::read::sql::{Bind, Sql};
@@ -557,38 +557,29 @@ fn millis(duration: Duration) -> i64 {
 /// runtime (Actix's included); it runs every job it can claim, then waits `every` before
 /// looking again, until [`ExportWorker::stop`].
 #[derive(Debug)]
-pub struct ExportWorker {
-    stopping: Arc<AtomicBool>,
-    wake: Arc<tokio::sync::Notify>,
-    task: tokio::task::JoinHandle<()>,
-}
+pub struct ExportWorker(Background);
 
 impl ExportWorker {
     /// Starts a worker named `name` (for the lease log) on connections from `pool`.
     pub fn start(pool: Pool<AsyncPgConnection>, jobs: ExportJobs, name: impl Into<String>, every: Duration) -> Self {
-        let (stopping, wake) = (Arc::new(AtomicBool::new(false)), Arc::new(tokio::sync::Notify::new()));
-        let (stop, woken, name) = (stopping.clone(), wake.clone(), name.into());
-        let task = tokio::spawn(async move {
-            while !stop.load(Ordering::Acquire) {
-                if let Ok(mut conn) = pool.get().await {
-                    while !stop.load(Ordering::Acquire) {
-                        match jobs.run_once(&mut conn, &name).await {
-                            Ok(Some(_)) => {}
-                            Ok(None) | Err(_) => break,
-                        }
+        let name: String = name.into();
+        ExportWorker(Background::start(every, move |stopping| {
+            let (pool, jobs, name) = (pool.clone(), jobs.clone(), name.clone());
+            async move {
+                let Ok(mut conn) = pool.get().await else { return };
+                while !stopping.asked() {
+                    match jobs.run_once(&mut conn, &name).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) | Err(_) => break,
                     }
                 }
-                let _ = tokio::time::timeout(every, woken.notified()).await;
             }
-        });
-        ExportWorker { stopping, wake, task }
+        }))
     }
 
     /// Stops the worker: a job in progress is finished first.
     pub async fn stop(self) {
-        self.stopping.store(true, Ordering::Release);
-        self.wake.notify_one();
-        let _ = self.task.await;
+        self.0.stop().await;
     }
 }
 

@@ -38,6 +38,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod actor;
+mod background;
 pub mod blocking;
 mod context;
 mod error;

@@ -31,8 +31,6 @@
 //! ```
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -42,6 +40,7 @@ use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::bb8::Pool;
 use serde::Serialize;
 
+use crate::background::Background;
 use crate::read::exec::{Db, ready};
 use crate::read::sql::{Bind, Sql};
 use crate::{Error, telemetry};
@@ -589,20 +588,14 @@ async fn trail_horizon<C: Db>(conn: &mut C) -> Result<Option<DateTime<Utc>>, Err
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
-pub struct Pruner {
-    stopping: Arc<AtomicBool>,
-    wake: Arc<tokio::sync::Notify>,
-    task: tokio::task::JoinHandle<()>,
-}
+pub struct Pruner(Background);
 
 impl Pruner {
     /// Starts purging every `every`, the first run at once.
     pub fn start(pool: Pool<AsyncPgConnection>, purge: Purge, every: Duration) -> Pruner {
-        let stopping = Arc::new(AtomicBool::new(false));
-        let wake = Arc::new(tokio::sync::Notify::new());
-        let (stop, woken) = (stopping.clone(), wake.clone());
-        let task = tokio::spawn(async move {
-            while !stop.load(Ordering::Acquire) {
+        Pruner(Background::start(every, move |_| {
+            let (pool, purge) = (pool.clone(), purge.clone());
+            async move {
                 match pool.get().await {
                     Ok(mut conn) => {
                         if let Err(error) = purge.execute(&mut conn, |_| {}).await {
@@ -611,17 +604,13 @@ impl Pruner {
                     }
                     Err(error) => telemetry::pruner_skipped(&Error::Pool(error.to_string())),
                 }
-                let _ = tokio::time::timeout(every, woken.notified()).await;
             }
-        });
-        Pruner { stopping, wake, task }
+        }))
     }
 
     /// Stops the pruner: a run in progress finishes first.
     pub async fn stop(self) {
-        self.stopping.store(true, Ordering::Release);
-        self.wake.notify_one();
-        let _ = self.task.await;
+        self.0.stop().await;
     }
 }
 
