@@ -27,9 +27,14 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use threadline::jobs::ExportJobs;
 use threadline::model::Version;
+use threadline::policy::PolicyCheck;
+use threadline::read::Restriction;
+use threadline::retention::{Purge, RetentionPolicy};
 use threadline::{ActorRef, Audited, audited_action};
 use threadline_actix::{AuditMiddleware, RequestAudit};
+use threadline_web::{AuditSurface, Denial, Operator};
 
 /// The connection pool the handlers check connections out of.
 pub type DbPool = Pool<AsyncPgConnection>;
@@ -440,8 +445,30 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, AppError> {
 
 /// The blog app: the audit middleware, the pool, JSON errors for bad bodies and paths, the
 /// routes.
+#[allow(
+    dead_code,
+    reason = "tests/e2e builds the app with it; the binary builds its surface once, for every worker"
+)]
 pub fn app(
     pool: DbPool,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let jobs = export_jobs(&std::env::temp_dir().join("threadline-blog-exports")).expect("a directory for exports");
+    app_with(pool.clone(), audit_surface(pool, jobs))
+}
+
+/// The blog's `App` with an audit surface built once for every worker (its CSRF key is
+/// drawn when it is built).
+pub fn app_with(
+    pool: DbPool,
+    surface: AuditSurface,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -461,6 +488,8 @@ pub fn app(
         .app_data(web::PathConfig::default().error_handler(|_, req| {
             AppError::new(StatusCode::NOT_FOUND, format!("no such resource: {}", req.path())).into()
         }))
+        .service(web::scope("/audit").configure(|cfg| surface.configure(cfg)))
+        .service(demo_sign_in)
         .service(create_post)
         .service(update_post)
         .service(delete_post)
@@ -468,6 +497,69 @@ pub fn app(
         .service(post_history)
         .service(user_history)
         .default_service(web::to(no_route))
+}
+
+/// The export queue of the audit pages, its files under `dir`.
+pub fn export_jobs(dir: &std::path::Path) -> Result<ExportJobs, threadline::Error> {
+    std::fs::create_dir_all(dir)?;
+    ExportJobs::local(dir)
+}
+
+/// The `/audit` pages. **Demo authorization**: the operator is the `x-user-id` header or
+/// the cookie `/demo/sign-in` sets; user 1 may open them with every capability, anyone
+/// else is refused. A real app reads its session instead (see the README).
+pub fn audit_surface(pool: DbPool, jobs: ExportJobs) -> AuditSurface {
+    let policies = PolicyCheck::new()
+        .declare_model::<User>()
+        .declare_model::<Post>()
+        .declare_model::<Comment>();
+    let purge = Purge::new(RetentionPolicy::keep_days(365).expect("a valid window"));
+    AuditSurface::builder(pool)
+        .authorize(demo_operator)
+        .policy(policies)
+        .retention("default", purge)
+        .jobs(jobs)
+        .build()
+}
+
+/// The demo operator: user 1 only.
+fn demo_operator(req: &HttpRequest) -> Result<Operator, Denial> {
+    let from_cookie = || {
+        req.headers()
+            .get_all("cookie")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|pair| pair.trim().strip_prefix("demo_user="))
+            .and_then(|id| id.parse::<i64>().ok())
+    };
+    let user = demo_user_id(req).ok().flatten().or_else(from_cookie);
+    match user {
+        Some(1) => {
+            let actor = ActorRef::user("1").map_err(|_| Denial::Forbidden)?;
+            Ok(Operator::new(actor, Restriction::unrestricted()).grant_all())
+        }
+        _ => Err(Denial::Forbidden),
+    }
+}
+
+/// `GET /demo/sign-in?user=N`: the demo's stand-in for a sign-in form. Sets the demo
+/// cookie and opens the audit pages.
+#[get("/demo/sign-in")]
+async fn demo_sign_in(query: web::Query<SignIn>) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((
+            "set-cookie",
+            format!("demo_user={}; Path=/; HttpOnly; SameSite=Lax", query.user),
+        ))
+        .insert_header(("location", "/audit/"))
+        .finish()
+}
+
+/// The query of `/demo/sign-in`.
+#[derive(Debug, Deserialize)]
+pub struct SignIn {
+    /// The user to act as.
+    pub user: u32,
 }
 
 /// Applies the migrations the database lacks (none, when `diesel migration run` applied

@@ -17,7 +17,10 @@
 
 mod app;
 
+use std::time::Duration;
+
 use actix_web::HttpServer;
+use threadline::jobs::ExportWorker;
 use threadline::testing::TestDatabase;
 
 #[actix_web::main]
@@ -55,9 +58,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     };
     // Bound first, so the line names the address in use: with `PORT=0`, the port the system
     // picked.
-    let server = HttpServer::new(move || app::app(pool.clone())).bind(("127.0.0.1", port))?;
+    // The audit pages' export queue and the worker that runs it.
+    let jobs = app::export_jobs(&std::env::temp_dir().join("threadline-blog-exports"))?;
+    let worker = ExportWorker::start(pool.clone(), jobs.clone(), "blog", Duration::from_secs(1));
+    let surface = app::audit_surface(pool.clone(), jobs);
+    let server = HttpServer::new(move || app::app_with(pool.clone(), surface.clone())).bind(("127.0.0.1", port))?;
     let address = server.addrs().first().copied().ok_or("bound to no address")?;
     eprintln!("Blog listening on http://{address} (demo auth: header x-user-id: 1, 2 or 3)");
+    eprintln!("Audit pages: http://{address}/demo/sign-in?user=1 (demo operator: user 1)");
     server.run().await?;
+    worker.stop().await;
     Ok(())
 }

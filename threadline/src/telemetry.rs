@@ -20,7 +20,7 @@ use std::time::Instant;
 use crate::export::Format;
 use crate::health::{HealthReport, Severity};
 use crate::policy::{PolicyReport, PolicyStatus};
-use crate::read::{AsOf, CorrelationBundle, Incident, Page};
+use crate::read::{AsOf, CorrelationBundle, Incident, MatchCount, Page};
 use crate::retention::RetentionRun;
 use crate::{Action, ActionStatus, Error};
 
@@ -64,6 +64,15 @@ impl<T> Counted for Page<T> {
     }
     fn truncated(&self) -> bool {
         self.next_cursor.is_some()
+    }
+}
+
+impl Counted for MatchCount {
+    fn rows(&self) -> usize {
+        usize::try_from(self.count).unwrap_or(usize::MAX)
+    }
+    fn truncated(&self) -> bool {
+        self.capped
     }
 }
 

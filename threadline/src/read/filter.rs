@@ -347,15 +347,7 @@ impl Filter {
     /// Reads a query string of [`FILTER_KEYS`], as [`Filter::from_pairs`] checks them; `+`
     /// is a space, `%XX` a byte of UTF-8.
     pub fn from_query_string(query: &str) -> Result<Self, Error> {
-        let pairs = query
-            .split('&')
-            .filter(|part| !part.is_empty())
-            .map(|part| {
-                let (key, value) = part.split_once('=').unwrap_or((part, ""));
-                Ok((percent_decode(key)?, percent_decode(value)?))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        Filter::from_pairs(pairs)
+        Filter::from_pairs(query_pairs(query)?)
     }
 
     /// A canonical description, for cursor fingerprints.
@@ -408,8 +400,33 @@ impl Filter {
     }
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(text: &str) -> String {
+/// The `(key, value)` pairs of a query string (or a form body), decoded: `+` is a space,
+/// `%XX` a byte of UTF-8. A malformed escape or bytes that are not UTF-8 are an error.
+///
+/// ```
+/// let pairs = threadline::read::query_pairs("table=posts&correlation_id=checkout%2091&op=")?;
+/// assert_eq!(pairs[1], ("correlation_id".to_string(), "checkout 91".to_string()));
+/// assert_eq!(pairs[2], ("op".to_string(), String::new()));
+/// # Ok::<(), threadline::Error>(())
+/// ```
+pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, Error> {
+    query
+        .split('&')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (key, value) = part.split_once('=').unwrap_or((part, ""));
+            Ok((percent_decode(key)?, percent_decode(value)?))
+        })
+        .collect()
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters: safe in a query
+/// value and in a path segment.
+///
+/// ```
+/// assert_eq!(threadline::read::percent_encode("a b&c/d"), "a%20b%26c%2Fd");
+/// ```
+pub fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {

@@ -48,10 +48,10 @@ use serde_json::Value;
 
 pub use cursor::Cursor;
 pub(crate) use exec::{Db, ready};
-pub use filter::{ActorFilter, FILTER_KEYS, Filter, TableName, parse_time, suggest};
+pub use filter::{ActorFilter, FILTER_KEYS, Filter, TableName, parse_time, percent_encode, query_pairs, suggest};
 pub use key::RowKey;
 pub use model::{
-    ActionRecord, AsOf, Change, CorrelationBundle, DiffedChange, FieldDiff, FieldValue, Incident, Op, Page,
+    ActionRecord, AsOf, Change, CorrelationBundle, DiffedChange, FieldDiff, FieldValue, Incident, MatchCount, Op, Page,
     TransactionRecord,
 };
 pub(crate) use rows::{CHANGE_SOURCE, ChangeRow};
@@ -59,7 +59,8 @@ pub use scope::{Restriction, Surface};
 
 use cursor::fingerprint;
 use rows::{
-    ACTION_COLUMNS, ActionRow, CHANGE_COLUMNS, ExistsRow, KeyRow, TimeRow, TransactionRow, transactions_with_actions,
+    ACTION_COLUMNS, ActionRow, CHANGE_COLUMNS, CountRow, ExistsRow, KeyRow, TimeRow, TransactionRow,
+    transactions_with_actions,
 };
 use scope::Scope;
 use sql::{Bind, Sql};
@@ -72,6 +73,8 @@ pub const DEFAULT_TIMELINE_LIMIT: usize = 1000;
 pub const DEFAULT_HISTORY_LIMIT: usize = 200;
 /// The largest page any read returns.
 pub const MAX_PAGE_SIZE: usize = 10_000;
+/// The largest cap [`Reader::count_matching`] takes.
+pub const MAX_COUNT_CAP: u64 = 1_000_000;
 /// The most actions a [`CorrelationBundle`] carries.
 pub const MAX_BUNDLE_ACTIONS: usize = 1000;
 
@@ -153,6 +156,26 @@ impl Reader {
         page_size: usize,
     ) -> Result<Page<Change>, Error> {
         timeline(conn, &self.scope, filter, cursor, page_size, Surface::Timeline).await
+    }
+
+    /// How many changes match `filter`, counting no further than `cap` (at most
+    /// [`MAX_COUNT_CAP`]): a timeline's "more than 10 000" without scanning millions.
+    ///
+    /// ```no_run
+    /// # async fn demo(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), threadline::Error> {
+    /// use threadline::read::{Filter, Reader};
+    ///
+    /// let count = Reader::new().count_matching(conn, &Filter::new().table("posts")?, 10_000).await?;
+    /// println!("{}{} changes", if count.capped { "more than " } else { "" }, count.count);
+    /// # Ok(()) }
+    /// ```
+    pub async fn count_matching(
+        &self,
+        conn: &mut AsyncPgConnection,
+        filter: &Filter,
+        cap: u64,
+    ) -> Result<MatchCount, Error> {
+        count_matching(conn, &self.scope, filter, cap).await
     }
 
     /// The newest [`DEFAULT_HISTORY_LIMIT`] changes of one row, newest first.
@@ -237,6 +260,11 @@ impl Reader {
 pub struct BlockingReader<'r>(&'r Reader);
 
 impl BlockingReader<'_> {
+    /// See [`Reader::count_matching`].
+    pub fn count_matching(&self, conn: &mut PgConnection, filter: &Filter, cap: u64) -> Result<MatchCount, Error> {
+        ready(count_matching(conn, &self.0.scope, filter, cap))
+    }
+
     /// See [`Reader::timeline`].
     pub fn timeline(&self, conn: &mut PgConnection, filter: &Filter) -> Result<Page<Change>, Error> {
         ready(timeline(
@@ -419,6 +447,29 @@ async fn timeline<C: Db>(
         let restriction = scope.restriction(surface)?;
         let sql = filtered_changes(CHANGE_COLUMNS, filter, &restriction);
         change_page(conn, sql, filter_print("timeline", filter), cursor, page_size).await
+    })
+    .await
+}
+
+async fn count_matching<C: Db>(conn: &mut C, scope: &Scope, filter: &Filter, cap: u64) -> Result<MatchCount, Error> {
+    telemetry::read("count_matching", async {
+        if cap == 0 || cap > MAX_COUNT_CAP {
+            return Err(Error::invalid(
+                "count cap",
+                format!("{cap} is not between 1 and {MAX_COUNT_CAP}"),
+            ));
+        }
+        let restriction = scope.restriction(Surface::Timeline)?;
+        let sql = filtered_changes("1 AS one", filter, &restriction).wrapped(
+            "SELECT count(*) AS n FROM (",
+            &format!(" LIMIT {}) AS matching", cap + 1),
+        );
+        let rows: Vec<CountRow> = conn.load(sql).await?;
+        let n = rows.first().map_or(0, |r| u64::try_from(r.n).unwrap_or(0));
+        Ok(MatchCount {
+            count: n.min(cap),
+            capped: n > cap,
+        })
     })
     .await
 }

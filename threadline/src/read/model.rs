@@ -179,6 +179,16 @@ impl<T> Page<T> {
     }
 }
 
+/// A count of matching changes that stops at a cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MatchCount {
+    /// The changes counted: the true count, or the cap when `capped`.
+    pub count: u64,
+    /// True when more changes match than the cap.
+    pub capped: bool,
+}
+
 /// A row as it was at a point in time.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

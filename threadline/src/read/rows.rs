@@ -253,6 +253,13 @@ pub(crate) struct ExistsRow {
     pub(crate) found: bool,
 }
 
+/// How many rows matched.
+#[derive(QueryableByName)]
+pub(crate) struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) n: i64,
+}
+
 /// When something happened.
 #[derive(QueryableByName)]
 pub(crate) struct TimeRow {

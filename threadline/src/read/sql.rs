@@ -72,8 +72,13 @@ impl Sql {
     /// The same query behind `prefix`, such as `EXPLAIN `.
     #[cfg(all(test, feature = "testing"))]
     pub(crate) fn prefixed(&self, prefix: &str) -> Sql {
+        self.wrapped(prefix, "")
+    }
+
+    /// The same query between `prefix` and `suffix`, such as a subquery of a count.
+    pub(crate) fn wrapped(&self, prefix: &str, suffix: &str) -> Sql {
         Sql {
-            text: format!("{prefix}{}", self.text),
+            text: format!("{prefix}{}{suffix}", self.text),
             binds: self.binds.clone(),
         }
     }
