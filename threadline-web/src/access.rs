@@ -156,8 +156,9 @@ pub enum Denial {
     Redirect(String),
 }
 
-/// The callback that decides who opens the surface.
-pub(crate) type AuthorizeFn = dyn Fn(&HttpRequest) -> Result<Operator, Denial> + Send + Sync;
+/// The callback that decides who opens the surface: a request in, an operator or a
+/// denial out.
+pub type AuthorizeFn = dyn Fn(&HttpRequest) -> Result<Operator, Denial> + Send + Sync;
 
 /// How a builder decides who may open the surface: [`Authorized`] once a choice was made.
 /// [`crate::Builder::build`] needs one.
@@ -167,7 +168,11 @@ pub(crate) type AuthorizeFn = dyn Fn(&HttpRequest) -> Result<Operator, Denial> +
     note = "call `.authorize(|req| ...)` with a callback that returns an `Operator` or a `Denial`",
     note = "or, for a demo on a trusted network only, `.unauthenticated_i_accept_the_risk(operator)`"
 )]
-pub trait Access: sealed::Sealed {}
+pub trait Access: sealed::Sealed {
+    /// The callback.
+    #[doc(hidden)]
+    fn callback(self) -> std::sync::Arc<AuthorizeFn>;
+}
 
 /// A builder that has not yet been told who may open the surface.
 #[derive(Debug)]
@@ -182,7 +187,11 @@ impl fmt::Debug for Authorized {
     }
 }
 
-impl Access for Authorized {}
+impl Access for Authorized {
+    fn callback(self) -> std::sync::Arc<AuthorizeFn> {
+        self.0
+    }
+}
 
 mod sealed {
     pub trait Sealed {}

@@ -158,7 +158,8 @@ async fn request_export(req: &HttpRequest, body: &[u8]) -> Result<HttpResponse, 
 
 /// `GET /exports/{id}/download`: the file of one of the operator's completed jobs; 404
 /// for another operator's job, as for a missing one.
-pub(crate) async fn download(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+pub(crate) async fn download(req: HttpRequest) -> HttpResponse {
+    let path = req.match_info().get("id").unwrap_or_default().to_owned();
     respond(&req, download_job(&req, &path).await)
 }
 

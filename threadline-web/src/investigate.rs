@@ -3,7 +3,7 @@
 //! restriction, so a row outside the scope answers 404 exactly as a missing one does.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{TimeDelta, Utc};
 use maud::{Markup, html};
 use threadline::health::Coverage;
@@ -155,11 +155,26 @@ async fn timeline_page(req: &HttpRequest) -> Result<HttpResponse, PageError> {
     }
     let filter = params.into_filter()?;
     let reader = ctx.operator.reader();
-    let mut conn = ctx.surface.conn().await?;
-    let count = reader.count_matching(&mut conn, &filter, COUNT_CAP).await?;
-    let page = reader
-        .timeline_page(&mut conn, &filter, cursor.as_ref(), TIMELINE_PAGE_SIZE)
-        .await?;
+    // The count and the page on two connections at once when two are idle (the page waits
+    // for the slower), else one after the other: a page never waits for a second connection.
+    let (count, page) = if ctx.surface.pool.state().idle_connections >= 2 {
+        let (mut counting, mut paging) = (ctx.surface.conn().await?, ctx.surface.conn().await?);
+        futures_util::future::join(
+            reader.count_matching(&mut counting, &filter, COUNT_CAP),
+            reader.timeline_page(&mut paging, &filter, cursor.as_ref(), TIMELINE_PAGE_SIZE),
+        )
+        .await
+    } else {
+        let mut conn = ctx.surface.conn().await?;
+        let count = reader.count_matching(&mut conn, &filter, COUNT_CAP).await;
+        (
+            count,
+            reader
+                .timeline_page(&mut conn, &filter, cursor.as_ref(), TIMELINE_PAGE_SIZE)
+                .await,
+        )
+    };
+    let (count, page) = (count?, page?);
     let canonical = filter.to_query_string();
     let body = html! {
         (filter_form(&ctx, &filter))
@@ -281,7 +296,8 @@ fn actions(ctx: &Ctx, canonical: &str) -> Markup {
 }
 
 /// `GET /transactions/{id}`: the incident bundle with per-field diffs.
-pub(crate) async fn transaction(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+pub(crate) async fn transaction(req: HttpRequest) -> HttpResponse {
+    let path = req.match_info().get("id").unwrap_or_default().to_owned();
     respond(&req, transaction_page(&req, &path).await)
 }
 

@@ -60,11 +60,9 @@ use threadline::jobs::ExportJobs;
 use threadline::policy::PolicyCheck;
 use threadline::retention::Purge;
 
-pub use access::{Access, Authorized, CAPABILITIES, Capability, Denial, Operator, Unauthorized};
+pub use access::{Access, AuthorizeFn, Authorized, CAPABILITIES, Capability, Denial, Operator, Unauthorized};
 pub use error::PageError;
 pub use headers::CONTENT_SECURITY_POLICY;
-
-use access::AuthorizeFn;
 
 /// The rows a direct export writes at most, unless [`Builder::export_row_cap`] says
 /// otherwise.
@@ -208,12 +206,11 @@ impl<A> Builder<A> {
     pub fn build(self) -> AuditSurface
     where
         A: Access,
-        A: Into<Authorized>,
     {
         let key = self.csrf_key.unwrap_or_else(csrf::random_key);
         AuditSurface(Arc::new(Surface {
             pool: self.pool,
-            authorize: self.access.into().0,
+            authorize: self.access.callback(),
             health: self.health,
             policy: self.policy,
             retention: self.retention,
