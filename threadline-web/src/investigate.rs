@@ -155,26 +155,11 @@ async fn timeline_page(req: &HttpRequest) -> Result<HttpResponse, PageError> {
     }
     let filter = params.into_filter()?;
     let reader = ctx.operator.reader();
-    // The count and the page on two connections at once when two are idle (the page waits
-    // for the slower), else one after the other: a page never waits for a second connection.
-    let (count, page) = if ctx.surface.pool.state().idle_connections >= 2 {
-        let (mut counting, mut paging) = (ctx.surface.conn().await?, ctx.surface.conn().await?);
-        futures_util::future::join(
-            reader.count_matching(&mut counting, &filter, COUNT_CAP),
-            reader.timeline_page(&mut paging, &filter, cursor.as_ref(), TIMELINE_PAGE_SIZE),
-        )
-        .await
-    } else {
-        let mut conn = ctx.surface.conn().await?;
-        let count = reader.count_matching(&mut conn, &filter, COUNT_CAP).await;
-        (
-            count,
-            reader
-                .timeline_page(&mut conn, &filter, cursor.as_ref(), TIMELINE_PAGE_SIZE)
-                .await,
-        )
-    };
-    let (count, page) = (count?, page?);
+    let mut conn = ctx.surface.conn().await?;
+    let count = reader.count_matching(&mut conn, &filter, COUNT_CAP).await?;
+    let page = reader
+        .timeline_page(&mut conn, &filter, cursor.as_ref(), TIMELINE_PAGE_SIZE)
+        .await?;
     let canonical = filter.to_query_string();
     let body = html! {
         (filter_form(&ctx, &filter))
