@@ -396,7 +396,7 @@ fn versions_json<S: Serialize>(versions: Vec<Version<S>>, name: &'static str) ->
 async fn read_connection(pool: &DbPool) -> Result<PooledConnection<'_, AsyncPgConnection>, AppError> {
     pool.get()
         .await
-        .map_err(|error| threadline::Error::Pool(error.to_string()).into())
+        .map_err(|error| threadline::Error::Pool(Box::new(error)).into())
 }
 
 /// A history read: a row never captured is a 404.

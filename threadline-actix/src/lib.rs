@@ -62,7 +62,7 @@
 //!     Ok(serde_json::from_str::<AuditContext>(payload)?.with_source(Source::Job))
 //! }
 //! ```
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 mod extractor;

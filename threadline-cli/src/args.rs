@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use threadline::read::suggest;
+use threadline_syntax::suggest;
 
 use threadline::ActorRef;
 use threadline::read::{ActorFilter, Cursor, Filter, MAX_PAGE_SIZE};
@@ -323,6 +323,44 @@ impl Args {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Words, candidates and the hint expected: the macros' rule (`threadline_syntax`) and
+    /// the core's (filter keys) must give the same answer to each.
+    const HINTS: &[(&str, &[&str], Option<&str>)] = &[
+        ("tabel", &["table", "actor"], Some("table")),
+        ("zzz", &["table", "actor"], None),
+        (
+            "corelation_id",
+            &["request_id", "correlation_id"],
+            Some("correlation_id"),
+        ),
+        ("op", &["op", "to"], Some("op")),
+        ("mask", &["mask", "exclude", "ignore_changes"], Some("mask")),
+        (
+            "ignore_change",
+            &["mask", "exclude", "ignore_changes"],
+            Some("ignore_changes"),
+        ),
+        ("from", &["to", "form"], Some("form")),
+        (
+            "verify-coverag",
+            &["health", "verify-coverage"],
+            Some("verify-coverage"),
+        ),
+        ("x", &[], None),
+    ];
+
+    #[test]
+    fn every_did_you_mean_follows_one_rule() {
+        for (word, candidates, expected) in HINTS {
+            assert_eq!(suggest(word, candidates), *expected, "syntax: {word:?}");
+            assert_eq!(
+                threadline::__support::suggest(word, candidates),
+                *expected,
+                "core: {word:?}"
+            );
+        }
+    }
 
     static SPEC: Spec = Spec {
         command: "demo",

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use threadline::read::{TableName, suggest};
+use threadline::read::TableName;
+use threadline_syntax::suggest;
 use toml::{Table, Value};
 
 use crate::Failure;

@@ -109,6 +109,7 @@ pub fn policy(args: &Args) -> Result<(), Failure> {
                             .map_or_else(|_| "'...'".to_owned(), |t| t.sql_literal())
                     ),
                 ),
+                _ => ("UNKNOWN", ": a status this release of the CLI does not know".to_owned()),
             };
             writeln!(out, "{label:<13} {}{note}", table.table)?;
             for sentence in table

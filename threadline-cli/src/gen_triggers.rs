@@ -233,6 +233,7 @@ pub fn gen_triggers(args: &Args) -> Result<(), Failure> {
                     .iter()
                     .flat_map(|d| d.explain("the annotation", "the database"))
                     .collect(),
+                _ => vec!["the annotation and the database disagree in a way this release does not know".to_owned()],
             };
             undeployed += 1;
             writeln!(out, "{}: {}{fix}", table.table, sentences.join("; "))?;

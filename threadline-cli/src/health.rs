@@ -84,6 +84,7 @@ pub fn health(args: &Args) -> Result<(), Failure> {
                 Coverage::Covered => "covered",
                 Coverage::Uncovered => "UNCOVERED",
                 Coverage::ExpectedUncovered => "expected uncovered",
+                _ => "unknown",
             };
             writeln!(out, "{coverage:<20} {}", table.table)?;
         }
@@ -107,6 +108,7 @@ pub fn write_finding(out: &mut impl Write, finding: &Finding) -> io::Result<()> 
     let severity = match finding.severity {
         Severity::Error => "error",
         Severity::Warning => "warning",
+        _ => "note",
     };
     writeln!(
         out,

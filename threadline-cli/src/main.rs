@@ -159,7 +159,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
                 .map(|(spec, _)| spec.command)
                 .chain(["install-sql", "uninstall-sql"])
                 .collect();
-            let hint = threadline::read::suggest(command, &known)
+            let hint = threadline_syntax::suggest(command, &known)
                 .map(|c| format!(" (did you mean {c}?)"))
                 .unwrap_or_default();
             Err(Failure::Usage(format!(

@@ -388,6 +388,7 @@ fn side(value: &FieldValue) -> String {
         FieldValue::Value(value) => value.to_string(),
         FieldValue::Absent => "(none)".into(),
         FieldValue::NotKept => "(not kept)".into(),
+        _ => "(unknown)".into(),
     }
 }
 

@@ -149,6 +149,7 @@ impl Operator {
 
 /// Why the authorize callback turned a request away.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Denial {
     /// Answer 403 with the surface's "not allowed" page.
     Forbidden,

@@ -193,7 +193,7 @@ async fn prune_now(req: &HttpRequest, body: &[u8]) -> Result<HttpResponse, PageE
     actix_web::rt::spawn(async move {
         let outcome = match pool.get_owned().await {
             Ok(mut conn) => purge.execute(&mut conn, |_| {}).await.map(|_| ()),
-            Err(_) => Err(threadline::Error::Pool("no connection for the purge".into())),
+            Err(error) => Err(threadline::Error::Pool(Box::new(error))),
         };
         if let Err(error) = outcome {
             tracing::warn!(target: "threadline::web", locked = matches!(error, threadline::Error::Locked(_)), "prune now did not run");

@@ -379,6 +379,7 @@ fn side(v: &FieldValue, masked: bool) -> Markup {
         FieldValue::Value(v) => value(v, masked),
         FieldValue::Absent => html! { span class="none" { "—" } },
         FieldValue::NotKept => html! { span class="not-kept" { "prior value not kept" } },
+        _ => html! { span class="none" { "a value this page does not know how to show" } },
     }
 }
 

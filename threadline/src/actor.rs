@@ -7,6 +7,7 @@ use crate::Error;
 /// The kind of party that made a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ActorType {
     /// A signed-in end user.
     User,

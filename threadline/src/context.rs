@@ -6,6 +6,7 @@ use crate::{ActorRef, Error};
 /// Where a write came from, stored in `audit_transactions.source`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Source {
     /// An HTTP request.
     Request,
@@ -232,6 +233,7 @@ impl AuditContext {
 /// Whether an action succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ActionStatus {
     /// It did what it meant to.
     #[default]

@@ -27,7 +27,7 @@ pub enum Error {
     /// No connection could be checked out of a pool (it timed out, or the pool could not
     /// connect).
     #[error("cannot check out a pooled connection: {0}")]
-    Pool(String),
+    Pool(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The installed schema is not the one this release knows.
     #[error("threadline schema version {found} is installed, this release knows version {expected}")]
     SchemaVersion {

@@ -42,6 +42,7 @@ use crate::{ActorRef, Error};
 /// How well a claim is supported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Verdict {
     /// Checked and holds.
     Proven,

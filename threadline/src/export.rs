@@ -78,6 +78,7 @@ pub const DEFAULT_PAGE_SIZE: usize = 2000;
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Format {
     /// RFC 4180 CSV with a header line.
     Csv,

@@ -32,6 +32,7 @@ use crate::{Error, telemetry};
 /// How much a finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Severity {
     /// Changes go, or may go, unrecorded.
     Error,
@@ -61,6 +62,7 @@ pub struct Finding {
 /// Whether a table's changes are recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Coverage {
     /// Audited, with every capture trigger present and enabled.
     Covered,

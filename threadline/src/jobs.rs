@@ -69,6 +69,7 @@ const PREFIX: &str = "threadline-exports";
 /// A job's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum JobState {
     /// Waiting for a worker.
     Queued,

@@ -35,7 +35,7 @@
 //! # Ok(()) }
 //! # use diesel_async::RunQueryDsl;
 //! ```
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod actor;
 mod background;
@@ -73,6 +73,7 @@ pub use write::{Committed, record_action, transaction};
 #[doc(hidden)]
 pub mod __support {
     pub use crate::model::KeyPart;
+    pub use crate::read::filter::suggest;
     pub use crate::support::{ActionResult, AuditPool, ContextSource, run_action};
     pub use chrono::{DateTime, Utc};
     pub use diesel::PgConnection;

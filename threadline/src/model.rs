@@ -109,6 +109,7 @@ pub struct CapturedRow<'a> {
 
 /// A field of a captured row.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Field<T> {
     /// The value the row held.
     Value(T),

@@ -35,6 +35,7 @@ use crate::{Audited, Error, telemetry};
 /// How a table's declared policy compares with the deployed one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PolicyStatus {
     /// Declared and deployed alike.
     Matches,

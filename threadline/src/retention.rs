@@ -99,6 +99,7 @@ impl RetentionPolicy {
 /// A run's state in `threadline.retention_runs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RunStatus {
     /// Deleting now (or its session died: the next run marks it abandoned).
     Running,
@@ -602,7 +603,7 @@ impl Pruner {
                             telemetry::pruner_skipped(&error);
                         }
                     }
-                    Err(error) => telemetry::pruner_skipped(&Error::Pool(error.to_string())),
+                    Err(error) => telemetry::pruner_skipped(&Error::Pool(Box::new(error))),
                 }
             }
         }))

@@ -123,7 +123,7 @@ where
     };
     let mut conn = match pool.get().await {
         Ok(conn) => conn,
-        Err(error) => return R::from_result(Err(Error::Pool(error.to_string()).into())),
+        Err(error) => return R::from_result(Err(Error::Pool(Box::new(error)).into())),
     };
     let audited = ctx.with_action(action.clone());
     let outcome = crate::transaction(&mut conn, &audited, async |conn| body(conn).await.into_result()).await;

@@ -195,7 +195,8 @@ fn with_user(url: &str, user: &str) -> String {
 
 /// The directory of the PostgreSQL server binaries the private server runs from:
 /// `THREADLINE_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`, else `pg_config
-/// --bindir`. Its `psql` matches the server.
+/// --bindir`. Its `psql` matches the server. For the benchmarks' `psql`; not an API of its own.
+#[doc(hidden)]
 pub fn server_bindir() -> Result<PathBuf, Error> {
     find_bindir().map_err(Error::TestDatabase)
 }

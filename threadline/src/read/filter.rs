@@ -180,7 +180,7 @@ pub struct Filter {
 }
 
 /// The keys [`Filter::from_pairs`] accepts.
-pub const FILTER_KEYS: [&str; 9] = [
+const FILTER_KEYS: [&str; 9] = [
     "table",
     "actor",
     "from",
@@ -260,8 +260,19 @@ impl Filter {
     }
 
     /// Builds a filter from `(key, value)` text pairs, as a query string or command-line
-    /// flags carry them. Keys are those of [`FILTER_KEYS`]; `from` and `to` are RFC 3339
-    /// times; `actor` is `type:id` or `type`. An unknown or repeated key is an error.
+    /// flags carry them: `from` and `to` are RFC 3339 times; `actor` is `type:id` or `type`.
+    /// An unknown or repeated key is an error, and an unknown one names the keys:
+    ///
+    /// ```
+    /// use threadline::read::Filter;
+    ///
+    /// let err = Filter::from_pairs([("tabel", "posts")]).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid filter: unknown key \"tabel\" (did you mean \"table\"?); the keys are \
+    ///      table, actor, from, to, request_id, correlation_id, action, op, tenant_id"
+    /// );
+    /// ```
     pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> Result<Self, Error> {
         let mut filter = Filter::new();
         let mut seen: Vec<String> = Vec::new();
@@ -305,8 +316,8 @@ impl Filter {
         }
     }
 
-    /// The filter as `(key, value)` pairs in [`FILTER_KEYS`] order: what
-    /// [`Filter::from_pairs`] reads back into the same filter.
+    /// The filter as `(key, value)` pairs, keys in the order [`Filter::from_pairs`] names
+    /// them: what it reads back into the same filter.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         [
@@ -325,8 +336,9 @@ impl Filter {
         .collect()
     }
 
-    /// The canonical query string: `table=public.posts&actor=user%3A42`, keys in
-    /// [`FILTER_KEYS`] order, values percent-encoded. Equal filters give equal strings.
+    /// The canonical query string: `table=public.posts&actor=user%3A42`, keys in the order
+    /// [`Filter::from_pairs`] names them, values percent-encoded. Equal filters give equal
+    /// strings.
     ///
     /// ```
     /// use threadline::read::Filter;
@@ -344,7 +356,7 @@ impl Filter {
             .join("&")
     }
 
-    /// Reads a query string of [`FILTER_KEYS`], as [`Filter::from_pairs`] checks them; `+`
+    /// Reads a query string of the keys [`Filter::from_pairs`] takes, checked as it checks them; `+`
     /// is a space, `%XX` a byte of UTF-8.
     pub fn from_query_string(query: &str) -> Result<Self, Error> {
         Filter::from_pairs(query_pairs(query)?)
@@ -470,12 +482,8 @@ pub fn parse_time(field: &'static str, text: &str) -> Result<DateTime<Utc>, Erro
 }
 
 /// The candidate closest to `word`, when it is a plausible typo of it: for "did you mean"
-/// hints.
-///
-/// ```
-/// assert_eq!(threadline::read::suggest("tabel", &["table", "actor"]), Some("table"));
-/// assert_eq!(threadline::read::suggest("zzz", &["table", "actor"]), None);
-/// ```
+/// hints. `threadline_syntax::suggest` is the same rule for the macros (which cannot depend
+/// on this crate); the CLI's tests hold the two to one table of cases.
 pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()

@@ -34,7 +34,7 @@ mod cursor;
 pub(crate) mod exec;
 #[cfg(all(test, feature = "testing"))]
 mod explain;
-mod filter;
+pub(crate) mod filter;
 mod key;
 mod model;
 mod rows;
@@ -48,7 +48,7 @@ use serde_json::Value;
 
 pub use cursor::Cursor;
 pub(crate) use exec::{Db, ready};
-pub use filter::{ActorFilter, FILTER_KEYS, Filter, TableName, parse_time, percent_encode, query_pairs, suggest};
+pub use filter::{ActorFilter, Filter, TableName, parse_time, percent_encode, query_pairs};
 pub use key::RowKey;
 pub use model::{
     ActionRecord, AsOf, Change, CorrelationBundle, DiffedChange, FieldDiff, FieldValue, Incident, MatchCount, Op, Page,

@@ -208,6 +208,7 @@ pub enum AsOf {
 
 /// The value of a field on one side of a change.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum FieldValue {
     /// The value, as captured (a masked column holds the placeholder).
     Value(Value),
