@@ -192,21 +192,29 @@ fn paging_while_changes_are_written_loses_and_repeats_nothing() {
         .iter()
         .map(|c| c.id)
         .collect();
+    // In lockstep: after each page the writer commits an insert and an update of a row
+    // already paged or not yet paged, and the next page is read only once it has.
+    let (go, orders) = std::sync::mpsc::channel::<()>();
+    let (written, acks) = std::sync::mpsc::channel::<()>();
     let writer = std::thread::spawn({
         let url = db.url().to_owned();
         move || {
             use diesel::Connection;
             let mut conn = diesel::PgConnection::establish(&url).unwrap();
-            for i in 100..160 {
+            let mut i = 100;
+            while orders.recv().is_ok() {
                 write(
                     &mut conn,
                     &ctx("user:2", "req", "flow", "acme"),
                     &format!(
                         "INSERT INTO posts (id, title) VALUES ({i}, 'new'); UPDATE posts SET title = 'x' WHERE id = {}",
-                        i - 100
+                        i % 30
                     ),
                 );
+                i += 1;
+                written.send(()).unwrap();
             }
+            i - 100
         }
     });
     let reader = Reader::new();
@@ -218,16 +226,27 @@ fn paging_while_changes_are_written_loses_and_repeats_nothing() {
             .timeline_page(&mut conn, &Filter::new(), cursor.as_ref(), 4)
             .unwrap();
         seen.extend(page.entries.iter().map(|c| c.id));
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        go.send(()).unwrap();
+        acks.recv().unwrap();
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    writer.join().unwrap();
+    drop(go);
+    let writes = writer.join().unwrap();
+    assert!(writes >= 8, "a write between every two pages: {writes}");
+    let after: HashSet<i64> = all_pages(&mut conn, &Filter::new(), 1000)
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(after.len(), before.len() + 2 * writes, "the writes landed while paging");
     let unique: HashSet<i64> = seen.iter().copied().collect();
     assert_eq!(unique.len(), seen.len(), "no change twice");
-    assert!(before.is_subset(&unique), "every change that existed when paging began");
+    assert_eq!(
+        unique, before,
+        "every change that existed when paging began, and none written since (they are newer)"
+    );
 }
 
 #[test]
