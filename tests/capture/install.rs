@@ -121,6 +121,41 @@ fn an_upgraded_install_is_the_fresh_install_and_its_down_sql_reverts_it() {
 }
 
 #[test]
+fn a_test_database_copied_from_the_template_is_a_fresh_install() {
+    let copied = TestDatabase::new().unwrap();
+    let installed = TestDatabase::empty().unwrap();
+    let mut conn = installed.connect().unwrap();
+    assert!(schema::install(&mut conn).unwrap());
+    same(
+        &catalog(&mut copied.connect().unwrap()),
+        &catalog(&mut conn),
+        "copied from the template, installed",
+    );
+    exec(
+        &mut copied.connect().unwrap(),
+        "CREATE TABLE posts (id int PRIMARY KEY); SELECT threadline.audit_table('posts'); INSERT INTO posts VALUES (1);",
+    );
+    // What one test writes stays in its database: a later copy starts empty.
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let count = |conn: &mut diesel::PgConnection| {
+        diesel::sql_query(
+            "SELECT (SELECT count(*) FROM threadline.audit_changes) + (SELECT count(*) FROM threadline.audited_tables) \
+             + (SELECT count(*) FROM pg_tables WHERE tablename = 'posts') AS n",
+        )
+        .get_result::<Count>(conn)
+        .unwrap()
+        .n
+    };
+    assert_eq!(count(&mut copied.connect().unwrap()), 3);
+    let second = TestDatabase::new().unwrap();
+    assert_eq!(count(&mut second.connect().unwrap()), 0);
+}
+
+#[test]
 fn install_records_the_version_and_is_idempotent() {
     let (_db, mut conn) = setup();
     assert_eq!(schema::installed_version(&mut conn).unwrap(), Some(SCHEMA_VERSION));

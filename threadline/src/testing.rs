@@ -1,4 +1,5 @@
-//! Real PostgreSQL databases for tests, one per test, with Threadline installed.
+//! Real PostgreSQL databases for tests, one per test, with Threadline installed: each a copy
+//! of a template database installed once per server.
 //!
 //! With `DATABASE_URL` set, databases are created on that server (the URL's role must
 //! be allowed to create databases). Without it, the first [`TestDatabase::new`] of a
@@ -75,23 +76,27 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// Creates a database with a unique name and installs Threadline in it.
+    /// Creates a database with a unique name and Threadline installed: a copy of a template
+    /// database the first call on a server installs once.
     pub fn new() -> Result<Self, Error> {
-        let db = TestDatabase::empty()?;
-        crate::schema::install(&mut db.connect()?)?;
-        Ok(db)
+        let server = server()?;
+        let template = template(server)?;
+        TestDatabase::create(server, &format!(" TEMPLATE \"{template}\""))
     }
 
     /// Creates a database with a unique name and nothing installed.
     pub fn empty() -> Result<Self, Error> {
-        let server = server()?;
+        TestDatabase::create(server()?, "")
+    }
+
+    fn create(server: &Server, options: &str) -> Result<Self, Error> {
         let name = format!(
             "threadline_test_{}_{}",
             COUNTER.fetch_add(1, Ordering::Relaxed),
             unique_suffix()
         );
         let mut admin = PgConnection::establish(&server.admin_url)?;
-        sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin)?;
+        sql_query(format!("CREATE DATABASE \"{name}\"{options}")).execute(&mut admin)?;
         Ok(TestDatabase {
             url: with_database(&server.admin_url, &name),
             admin_url: server.admin_url.clone(),
@@ -156,6 +161,59 @@ impl Drop for TestDatabase {
             let _ = sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).execute(&mut admin);
         }
     }
+}
+
+static TEMPLATE: OnceLock<Result<String, String>> = OnceLock::new();
+
+/// The template database [`TestDatabase::new`] copies: `threadline_template_<hash of the
+/// install SQL>`, so a changed schema gets a template of its own. The first process to need
+/// it on a server installs it under a temporary name, then renames it, all under an advisory
+/// lock: processes sharing a server (`DATABASE_URL`, nextest) wait for one install, and a
+/// failed install leaves no template behind. Nobody may connect to it, so copying it never
+/// fails for a session left open on it.
+fn template(server: &Server) -> Result<&'static str, Error> {
+    TEMPLATE
+        .get_or_init(|| build_template(server).map_err(|e| e.to_string()))
+        .as_deref()
+        .map_err(|message| Error::TestDatabase(format!("template database: {message}")))
+}
+
+fn build_template(server: &Server) -> Result<String, Error> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    crate::schema::INSTALL_SQL.hash(&mut hasher);
+    let name = format!("threadline_template_{:016x}", hasher.finish());
+    let mut admin = PgConnection::establish(&server.admin_url)?;
+    admin.batch_execute("SELECT pg_advisory_lock(7526752898406036335)")?;
+    let built = (|| {
+        #[derive(diesel::QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            found: bool,
+        }
+        let exists: Found = sql_query("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1) AS found")
+            .bind::<diesel::sql_types::Text, _>(&name)
+            .get_result(&mut admin)?;
+        if !exists.found {
+            let building = TestDatabase::create(server, "")?;
+            crate::schema::install(&mut building.connect()?)?;
+            // The install's session may still be closing on the server: a rename waits for it.
+            let rename = format!("ALTER DATABASE \"{}\" RENAME TO \"{name}\"", building.name);
+            let started = Instant::now();
+            while let Err(error) = admin.batch_execute(&rename) {
+                if started.elapsed() > Duration::from_secs(10) {
+                    return Err(error.into());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            admin.batch_execute(&format!(
+                "ALTER DATABASE \"{name}\" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"
+            ))?;
+        }
+        Ok::<_, Error>(())
+    })();
+    admin.batch_execute("SELECT pg_advisory_unlock(7526752898406036335)")?;
+    built.map(|()| name)
 }
 
 /// `<pid>_<nanoseconds>`: unique across processes sharing a server or a temp directory.
