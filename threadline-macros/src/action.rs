@@ -2,7 +2,7 @@
 //! records the named action, on a connection checked out of the fn's pool argument.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, Ident, Item, ItemFn, LitStr, Pat, PathArguments, ReturnType, Token, Type, TypePath};
@@ -270,7 +270,35 @@ fn not_a_fn(item: &Item) -> syn::Error {
     )
 }
 
-pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+/// The expansion, or on any mistake its error followed by the item as written (without the
+/// `#[audit_context]` markers only this macro understands, and without warnings for the
+/// parameters only the expansion uses), so the rest of the crate still sees the fn: the IDE
+/// keeps its help and one mistake is one error.
+pub(crate) fn expand_or_keep(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match expand(attr, item.clone()) {
+        Ok(expanded) => expanded,
+        Err(error) => {
+            let mut out = error.into_compile_error();
+            match syn::parse2::<Item>(item.clone()) {
+                Ok(Item::Fn(mut function)) => {
+                    // The pool and context are the expansion's to use: unused in the body.
+                    function.attrs.push(syn::parse_quote!(#[allow(unused_variables)]));
+                    for arg in &mut function.sig.inputs {
+                        if let FnArg::Typed(typed) = arg {
+                            typed.attrs.retain(|a| !a.path().is_ident("audit_context"));
+                        }
+                    }
+                    out.extend(function.into_token_stream());
+                }
+                Ok(other) => out.extend(other.into_token_stream()),
+                Err(_) => {}
+            }
+            out
+        }
+    }
+}
+
+fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let args: Args = syn::parse2(attr)?;
     let item: Item = syn::parse2(item).map_err(|e| {
         syn::Error::new(
