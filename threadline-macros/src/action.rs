@@ -163,11 +163,22 @@ fn last_segment_is(ty: &Type, name: &str) -> bool {
         .is_some_and(|s| s.ident == name)
 }
 
-/// `web::Data<_>`, or a type whose name ends in `Pool` (`bb8::Pool<_>`, `&DbPool`).
-fn is_pool_type(ty: &Type) -> bool {
-    type_path(ty)
-        .and_then(|p| p.path.segments.last())
-        .is_some_and(|s| s.ident == "Data" || s.ident.to_string().ends_with("Pool"))
+/// A type that names a pool: its name ends in `Pool` (`bb8::Pool<_>`, `&DbPool`), or it is
+/// `web::Data<_>` of one.
+fn names_a_pool(ty: &Type) -> bool {
+    let Some(segment) = type_path(ty).and_then(|p| p.path.segments.last()) else {
+        return false;
+    };
+    if segment.ident.to_string().ends_with("Pool") {
+        return true;
+    }
+    match &segment.arguments {
+        PathArguments::AngleBracketed(args) if segment.ident == "Data" => args
+            .args
+            .iter()
+            .any(|arg| matches!(arg, GenericArgument::Type(inner) if names_a_pool(inner))),
+        _ => false,
+    }
 }
 
 /// `AuditContext`, `&AuditContext`, or a wrapper of one such as `web::ReqData<AuditContext>`.
@@ -271,7 +282,7 @@ fn not_a_fn(item: &Item) -> syn::Error {
 }
 
 /// The expansion, or on any mistake its error followed by the item as written (without the
-/// `#[audit_context]` markers only this macro understands, and without warnings for the
+/// parameter [`MARKERS`] only this macro understands, and without warnings for the
 /// parameters only the expansion uses), so the rest of the crate still sees the fn: the IDE
 /// keeps its help and one mistake is one error.
 pub(crate) fn expand_or_keep(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -285,7 +296,7 @@ pub(crate) fn expand_or_keep(attr: TokenStream, item: TokenStream) -> TokenStrea
                     function.attrs.push(syn::parse_quote!(#[allow(unused_variables)]));
                     for arg in &mut function.sig.inputs {
                         if let FnArg::Typed(typed) = arg {
-                            typed.attrs.retain(|a| !a.path().is_ident("audit_context"));
+                            typed.attrs.retain(|a| !MARKERS.iter().any(|m| a.path().is_ident(m)));
                         }
                     }
                     out.extend(function.into_token_stream());
@@ -317,7 +328,29 @@ struct Kept {
     index: usize,
     name: Option<Ident>,
     ty: Type,
-    marked: bool,
+    /// Marked `#[audit_context]`.
+    context: bool,
+    /// Marked `#[audit_pool]`.
+    pool: bool,
+}
+
+/// The parameter markers this macro reads and removes.
+const MARKERS: [&str; 2] = ["audit_context", "audit_pool"];
+
+/// Whether `typed` carries the marker `#[name]`, which is then removed from it.
+fn take_marker(typed: &mut syn::PatType, name: &str, correct: &str) -> syn::Result<bool> {
+    let mut marked = false;
+    for attr in typed.attrs.iter().filter(|a| a.path().is_ident(name)) {
+        if !matches!(attr.meta, syn::Meta::Path(_)) {
+            return Err(syn::Error::new_spanned(
+                attr,
+                help(format!("#[{name}] takes no arguments"), correct),
+            ));
+        }
+        marked = true;
+    }
+    typed.attrs.retain(|a| !a.path().is_ident(name));
+    Ok(marked)
 }
 
 fn expand_fn(args: &Args, mut function: ItemFn) -> syn::Result<TokenStream> {
@@ -354,26 +387,14 @@ fn expand_fn(args: &Args, mut function: ItemFn) -> syn::Result<TokenStream> {
             inputs.push(arg);
             continue;
         };
-        let mut marked = false;
-        for attr in typed.attrs.iter().filter(|a| a.path().is_ident("audit_context")) {
-            if !matches!(attr.meta, syn::Meta::Path(_)) {
-                return Err(syn::Error::new_spanned(
-                    attr,
-                    help(
-                        "#[audit_context] takes no arguments",
-                        "#[audit_context] audit: RequestAudit",
-                    ),
-                ));
-            }
-            marked = true;
-        }
-        typed.attrs.retain(|a| !a.path().is_ident("audit_context"));
+        let context = take_marker(&mut typed, "audit_context", "#[audit_context] audit: RequestAudit")?;
+        let pool = take_marker(&mut typed, "audit_pool", "#[audit_pool] db: web::Data<DbPool>")?;
         if let Some(ty) = connection_type(&typed.ty) {
-            if marked {
+            if context || pool {
                 return Err(syn::Error::new_spanned(
                     &typed,
                     help(
-                        "#[audit_context] marks the argument that holds the AuditContext, not the connection",
+                        "#[audit_context] and #[audit_pool] mark the context's and the pool's arguments, not the connection",
                         "#[audit_context] audit: RequestAudit",
                     ),
                 ));
@@ -397,7 +418,8 @@ fn expand_fn(args: &Args, mut function: ItemFn) -> syn::Result<TokenStream> {
                 _ => None,
             },
             ty: (*typed.ty).clone(),
-            marked,
+            context,
+            pool,
         });
         inputs.push(FnArg::Typed(typed));
     }
@@ -414,98 +436,8 @@ fn expand_fn(args: &Args, mut function: ItemFn) -> syn::Result<TokenStream> {
         ));
     };
 
-    let pool = match &args.pool {
-        Some(name) => kept.iter().find(|k| k.name.as_ref() == Some(name)).ok_or_else(|| {
-            let names: Vec<String> = kept
-                .iter()
-                .filter_map(|k| k.name.as_ref().map(ToString::to_string))
-                .collect();
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let did_you_mean = threadline_syntax::suggest(&name.to_string(), &names)
-                .map(|n| format!("; did you mean `{n}`?"))
-                .unwrap_or_default();
-            syn::Error::new(
-                name.span(),
-                help(
-                    format!("`pool = {name}` names no argument of `{fn_name}`{did_you_mean}"),
-                    r#"#[audited_action("post_created", pool = db)] async fn create_post(db: &DbPool, ...)"#,
-                ),
-            )
-        })?,
-        None => {
-            let candidates: Vec<&Kept> = kept.iter().filter(|k| is_pool_type(&k.ty)).collect();
-            match candidates.as_slice() {
-                [one] => *one,
-                [] => {
-                    return Err(syn::Error::new(
-                        name_span,
-                        help(
-                            format!(
-                                "`{fn_name}` has no pool argument: take the pool as `web::Data<DbPool>` or `&DbPool` (a type named `...Pool`), or name the argument with `pool = ...`"
-                            ),
-                            CORRECT_CONN,
-                        ),
-                    ));
-                }
-                [_, second, ..] => {
-                    let names = candidates
-                        .iter()
-                        .map(|k| k.name.as_ref().map_or("_".to_owned(), |n| format!("`{n}`")))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    return Err(syn::Error::new_spanned(
-                        &second.ty,
-                        help(
-                            format!(
-                                "more than one argument could be the pool ({names}): say which one with `pool = ...`"
-                            ),
-                            r#"#[audited_action("post_created", pool = db)]"#,
-                        ),
-                    ));
-                }
-            }
-        }
-    };
-
-    let marked: Vec<&Kept> = kept.iter().filter(|k| k.marked).collect();
-    let context = match marked.as_slice() {
-        [one] => *one,
-        [_, second, ..] => {
-            return Err(syn::Error::new_spanned(
-                &second.ty,
-                help(
-                    "only one argument can be #[audit_context]",
-                    "#[audit_context] audit: RequestAudit",
-                ),
-            ));
-        }
-        [] => {
-            let candidates: Vec<&Kept> = kept.iter().filter(|k| is_context_type(&k.ty)).collect();
-            match candidates.as_slice() {
-                [one] => *one,
-                [] => {
-                    return Err(syn::Error::new(
-                        name_span,
-                        help(
-                            format!(
-                                "`{fn_name}` has no AuditContext argument: take `ctx: AuditContext`, `ctx: &AuditContext` or `ctx: web::ReqData<AuditContext>`, or mark an extractor that derefs to one with #[audit_context]"
-                            ),
-                            CORRECT_CONN,
-                        ),
-                    ));
-                }
-                [_, second, ..] => {
-                    return Err(syn::Error::new_spanned(
-                        &second.ty,
-                        help(
-                            "more than one argument could be the AuditContext: mark the one to audit with #[audit_context]",
-                            "#[audit_context] ctx: web::ReqData<AuditContext>",
-                        ),
-                    ));
-                }
-            }
-        }
-    };
+    let pool = choose_pool(args, &kept, &fn_name, name_span)?;
+    let context = choose_context(&kept, &fn_name, name_span)?;
     let (pool_index, context_index) = (pool.index, context.index);
     let pool = bind(&mut inputs[pool_index], "pool", "__threadline_pool")?;
     let context = bind(&mut inputs[context_index], "context", "__threadline_context")?;
@@ -536,6 +468,112 @@ fn expand_fn(args: &Args, mut function: ItemFn) -> syn::Result<TokenStream> {
             #run
         }
     })
+}
+
+/// The pool's argument: the one `pool = name` names, else the one marked `#[audit_pool]`,
+/// else the one whose type names a pool (`web::Data<DbPool>`, `&DbPool`, `bb8::Pool<_>`),
+/// else the only `web::Data<_>`. Any other `web::Data<Config>` is an ordinary argument.
+fn choose_pool<'k>(args: &Args, kept: &'k [Kept], fn_name: &str, name_span: Span) -> syn::Result<&'k Kept> {
+    let marked: Vec<&Kept> = kept.iter().filter(|k| k.pool).collect();
+    if let Some(name) = &args.pool {
+        if let Some(first) = marked.first() {
+            return Err(syn::Error::new_spanned(
+                &first.ty,
+                help(
+                    "the pool is named twice, by `pool = ...` and by #[audit_pool]: keep one",
+                    "#[audit_pool] db: web::Data<DbPool>",
+                ),
+            ));
+        }
+        return kept.iter().find(|k| k.name.as_ref() == Some(name)).ok_or_else(|| {
+            let names: Vec<String> = kept
+                .iter()
+                .filter_map(|k| k.name.as_ref().map(ToString::to_string))
+                .collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let did_you_mean = threadline_syntax::suggest(&name.to_string(), &names)
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            syn::Error::new(
+                name.span(),
+                help(
+                    format!("`pool = {name}` names no argument of `{fn_name}`{did_you_mean}"),
+                    r#"#[audited_action("post_created", pool = db)] async fn create_post(db: &DbPool, ...)"#,
+                ),
+            )
+        });
+    }
+    let pools: Vec<&Kept> = kept.iter().filter(|k| names_a_pool(&k.ty)).collect();
+    let data: Vec<&Kept> = kept.iter().filter(|k| last_segment_is(&k.ty, "Data")).collect();
+    let candidates = match (marked.as_slice(), pools.as_slice(), data.as_slice()) {
+        ([_, second, ..], _, _) => {
+            return Err(syn::Error::new_spanned(
+                &second.ty,
+                help(
+                    "only one argument can be #[audit_pool]",
+                    "#[audit_pool] db: web::Data<DbPool>",
+                ),
+            ));
+        }
+        ([one], _, _) | ([], [one], _) | ([], [], [one]) => return Ok(one),
+        ([], [], []) => {
+            return Err(syn::Error::new(
+                name_span,
+                help(
+                    format!(
+                        "`{fn_name}` has no pool argument: take the pool as `web::Data<DbPool>` or `&DbPool` (a type named `...Pool`), or mark it with #[audit_pool]"
+                    ),
+                    CORRECT_CONN,
+                ),
+            ));
+        }
+        ([], [], several) | ([], several, _) => several,
+    };
+    let names = candidates
+        .iter()
+        .map(|k| k.name.as_ref().map_or("_".to_owned(), |n| format!("`{n}`")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(syn::Error::new_spanned(
+        &candidates[1].ty,
+        help(
+            format!("more than one argument could be the pool ({names}): mark the pool with #[audit_pool]"),
+            "#[audit_pool] db: web::Data<DbPool>",
+        ),
+    ))
+}
+
+/// The context's argument: the one marked `#[audit_context]`, else the only one whose type
+/// is an `AuditContext` or wraps one.
+fn choose_context<'k>(kept: &'k [Kept], fn_name: &str, name_span: Span) -> syn::Result<&'k Kept> {
+    let marked: Vec<&Kept> = kept.iter().filter(|k| k.context).collect();
+    let candidates: Vec<&Kept> = kept.iter().filter(|k| is_context_type(&k.ty)).collect();
+    match (marked.as_slice(), candidates.as_slice()) {
+        ([one], _) | ([], [one]) => Ok(one),
+        ([_, second, ..], _) => Err(syn::Error::new_spanned(
+            &second.ty,
+            help(
+                "only one argument can be #[audit_context]",
+                "#[audit_context] audit: RequestAudit",
+            ),
+        )),
+        ([], []) => Err(syn::Error::new(
+            name_span,
+            help(
+                format!(
+                    "`{fn_name}` has no AuditContext argument: take `ctx: AuditContext`, `ctx: &AuditContext` or `ctx: web::ReqData<AuditContext>`, or mark an extractor that derefs to one with #[audit_context]"
+                ),
+                CORRECT_CONN,
+            ),
+        )),
+        ([], [_, second, ..]) => Err(syn::Error::new_spanned(
+            &second.ty,
+            help(
+                "more than one argument could be the AuditContext: mark the one to audit with #[audit_context]",
+                "#[audit_context] ctx: web::ReqData<AuditContext>",
+            ),
+        )),
+    }
 }
 
 /// The name generated code uses for a kept parameter: its identifier, or a fresh one

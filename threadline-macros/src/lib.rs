@@ -68,9 +68,10 @@ pub fn derive_audited(input: TokenStream) -> TokenStream {
 ///   the body runs with it bound to the transaction's connection.
 /// - **the pool**, a bb8 pool of diesel-async connections
 ///   (`diesel_async::pooled_connection::bb8::Pool<AsyncPgConnection>`), by value, by
-///   reference or in `web::Data` (threadline's `actix` feature). It is the one parameter whose
-///   type is `web::Data<_>` or named `...Pool` (`&DbPool`), else the parameter named by
-///   `pool = ...`.
+///   reference or in `web::Data` (threadline's `actix` feature). It is the parameter named by
+///   `pool = ...` or marked `#[audit_pool]`, else the one whose type names a pool (`...Pool`:
+///   `&DbPool`, `web::Data<DbPool>`), else the only `web::Data<_>`; other `web::Data`
+///   parameters (`web::Data<Config>`) are ordinary ones.
 /// - **the context**, the one parameter of type `AuditContext`, `&AuditContext` or
 ///   `Wrapper<AuditContext>` (`web::ReqData<AuditContext>`, which the audit middleware fills),
 ///   or the parameter marked `#[audit_context]`, of any type that implements

@@ -1,11 +1,11 @@
+// The pool is named by the option and by the marker: one way is enough.
 use diesel_async::AsyncPgConnection;
 
 type DbPool = diesel_async::pooled_connection::bb8::Pool<AsyncPgConnection>;
 
-#[threadline::audited_action("post_created")]
+#[threadline::audited_action("post_created", pool = db)]
 async fn create_post(
-    pool: actix_web::web::Data<DbPool>,
-    config: actix_web::web::Data<String>,
+    #[audit_pool] db: actix_web::web::Data<DbPool>,
     ctx: actix_web::web::ReqData<threadline::AuditContext>,
     conn: &mut AsyncPgConnection,
 ) -> Result<actix_web::HttpResponse, actix_web::Error> {
