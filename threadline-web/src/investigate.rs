@@ -112,7 +112,7 @@ async fn home_page(req: &HttpRequest) -> Result<HttpResponse, PageError> {
                 h2 id="correlation-heading" { "Find a correlation id" }
                 form method="get" action=(ctx.link("/correlations")) {
                     label for="correlation-id" { "Correlation id" }
-                    input id="correlation-id" name="id" required maxlength="255";
+                    input id="correlation-id" name="id" required maxlength=(threadline::MAX_LABEL_BYTES);
                     button type="submit" { "Open the flow" }
                 }
             }
@@ -272,7 +272,7 @@ fn actions(ctx: &Ctx, canonical: &str) -> Markup {
                 (ctx.token_field())
                 input type="hidden" name="query" value=(canonical);
                 label for="view-name" { "Save this filter as" }
-                input id="view-name" name="name" required maxlength="100";
+                input id="view-name" name="name" required maxlength=(threadline::views::MAX_NAME_BYTES);
                 button type="submit" { "Save view" }
             }
             p { "Link to this view: " code { (ctx.link("/timeline")) "?" (canonical) } " " (copy_button(&format!("{}?{canonical}", ctx.link("/timeline")), "the link")) }

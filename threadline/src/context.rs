@@ -109,13 +109,16 @@ impl TryFrom<RawContext> for AuditContext {
     }
 }
 
-/// Checks an identifier-like value: 1 to 256 bytes without control characters.
+/// The longest request id, correlation id, tenant id or action reason, in bytes.
+pub const MAX_LABEL_BYTES: usize = 256;
+
+/// Checks an identifier-like value: 1 to [`MAX_LABEL_BYTES`] bytes without control characters.
 pub(crate) fn label(field: &'static str, value: impl Into<String>) -> Result<String, Error> {
     let value = value.into();
-    if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
+    if value.is_empty() || value.len() > MAX_LABEL_BYTES || value.chars().any(char::is_control) {
         return Err(Error::invalid(
             field,
-            "must be 1 to 256 bytes without control characters",
+            format!("must be 1 to {MAX_LABEL_BYTES} bytes without control characters"),
         ));
     }
     Ok(value)

@@ -60,7 +60,7 @@ pub mod views;
 mod write;
 
 pub use actor::{ActorRef, ActorType};
-pub use context::{Action, ActionStatus, AuditContext, Source};
+pub use context::{Action, ActionStatus, AuditContext, MAX_LABEL_BYTES, Source};
 pub use error::Error;
 pub use model::Audited;
 pub use read::Reader;

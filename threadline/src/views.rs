@@ -94,13 +94,16 @@ fn owner_json(owner: &ActorRef) -> Value {
     serde_json::to_value(owner).expect("an actor serializes")
 }
 
-/// Checks a view's name: 1 to 200 bytes, no control characters, trimmed.
+/// The longest view name, in bytes.
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// Checks a view's name: 1 to [`MAX_NAME_BYTES`] bytes, no control characters, trimmed.
 fn view_name(name: &str) -> Result<String, Error> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
         return Err(Error::invalid(
             "view name",
-            format!("{name:?} must be 1 to 200 bytes without control characters"),
+            format!("{name:?} must be 1 to {MAX_NAME_BYTES} bytes without control characters"),
         ));
     }
     Ok(name.to_owned())
