@@ -281,32 +281,52 @@ fn not_a_fn(item: &Item) -> syn::Error {
     )
 }
 
-/// The expansion, or on any mistake its error followed by the item as written (without the
-/// parameter [`MARKERS`] only this macro understands, and without warnings for the
-/// parameters only the expansion uses), so the rest of the crate still sees the fn: the IDE
-/// keeps its help and one mistake is one error.
+/// The expansion, or on any mistake its error followed by the fn with the signature the
+/// expansion would give it: the connection parameter moves into the body (bound to a value
+/// never produced, so the body still type-checks for the IDE) and the parameter [`MARKERS`]
+/// only this macro understands are removed. Routes and tests that name the fn keep
+/// compiling, so one mistake is one error.
 pub(crate) fn expand_or_keep(attr: TokenStream, item: TokenStream) -> TokenStream {
-    match expand(attr, item.clone()) {
-        Ok(expanded) => expanded,
-        Err(error) => {
-            let mut out = error.into_compile_error();
-            match syn::parse2::<Item>(item.clone()) {
-                Ok(Item::Fn(mut function)) => {
-                    // The pool and context are the expansion's to use: unused in the body.
-                    function.attrs.push(syn::parse_quote!(#[allow(unused_variables)]));
-                    for arg in &mut function.sig.inputs {
-                        if let FnArg::Typed(typed) = arg {
-                            typed.attrs.retain(|a| !MARKERS.iter().any(|m| a.path().is_ident(m)));
-                        }
-                    }
-                    out.extend(function.into_token_stream());
-                }
-                Ok(other) => out.extend(other.into_token_stream()),
-                Err(_) => {}
-            }
-            out
-        }
+    let error = match expand(attr, item.clone()) {
+        Ok(expanded) => return expanded,
+        Err(error) => error,
+    };
+    let mut out = error.into_compile_error();
+    match syn::parse2::<Item>(item) {
+        Ok(Item::Fn(function)) => out.extend(stand_in(function).into_token_stream()),
+        Ok(other) => out.extend(other.into_token_stream()),
+        Err(_) => {}
     }
+    out
+}
+
+/// `function` as [`expand_or_keep`] emits it beside an error.
+fn stand_in(mut function: ItemFn) -> ItemFn {
+    // The pool and context are the expansion's to use: unused in the body.
+    function
+        .attrs
+        .push(syn::parse_quote!(#[allow(unused_variables, unreachable_code)]));
+    let mut connection = None;
+    let inputs = std::mem::take(&mut function.sig.inputs);
+    for mut arg in inputs {
+        if let FnArg::Typed(typed) = &mut arg {
+            typed.attrs.retain(|a| !MARKERS.iter().any(|m| a.path().is_ident(m)));
+            if connection.is_none()
+                && let Some(ty) = connection_type(&typed.ty)
+            {
+                connection = Some((typed.pat.clone(), ty));
+                continue;
+            }
+        }
+        function.sig.inputs.push(arg);
+    }
+    if let Some((pat, ty)) = connection {
+        function
+            .block
+            .stmts
+            .insert(0, syn::parse_quote!(let #pat: #ty = ::core::unreachable!();));
+    }
+    function
 }
 
 fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {

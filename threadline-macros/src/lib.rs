@@ -110,8 +110,8 @@ pub fn derive_audited(input: TokenStream) -> TokenStream {
 /// Mistakes are compile errors that say what to write instead: a missing or invalid name,
 /// an unknown option, a fn that is not `async`, no return type, a missing or ambiguous pool,
 /// context or connection, a pool or context of a type that cannot serve, and a return type
-/// that is not such a `Result`. The fn stays as written beside the error, so code that names
-/// it (a route, a test) does not fail with it.
+/// that is not such a `Result`. Beside the error the fn stays, in the signature the expansion
+/// would give it, so code that names it (a route, a test) does not fail with it.
 #[proc_macro_attribute]
 pub fn audited_action(attr: TokenStream, item: TokenStream) -> TokenStream {
     action::expand_or_keep(attr.into(), item.into()).into()
