@@ -182,7 +182,7 @@ fn assert_security_headers(page: &Page, uri: &str) {
 }
 
 /// Every page a reader may open, with a trail to show.
-const PAGES: [&str; 16] = [
+const PAGES: [&str; 17] = [
     "/audit/",
     "/audit/timeline?table=public.posts",
     "/audit/timeline?table=public.comments",
@@ -190,6 +190,8 @@ const PAGES: [&str; 16] = [
     // the correlation id `HOSTILE`, percent-encoded
     "/audit/correlations?id=%3Cscript%3Edocument.title%3D%27pwned%27%3C%2Fscript%3E%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E%22%27%26",
     "/audit/transactions/2",
+    // the comment's: its request id, correlation id and body are the payload
+    "/audit/transactions/3",
     "/audit/rows?table=public.posts&key=1",
     "/audit/rows?table=public.posts&key=1&at=2100-01-01T00:00",
     "/audit/actors?actor=user:2",
@@ -308,6 +310,14 @@ async fn bad_input_answers_400_saying_what_to_fix() {
         ("/audit/rows?table=public.posts", "key"),
         ("/audit/rows?table=public.posts&key=a%3D", "row key"),
         ("/audit/rows?table=public.posts&key=1&at=yesterday", "at"),
+        (
+            "/audit/rows?table=public.posts&key=1&at=-5000-01-01T00:00",
+            "years 1 to 9999",
+        ),
+        (
+            "/audit/rows?table=public.posts&key=1&at=%2B12345-01-01T00:00",
+            "years 1 to 9999",
+        ),
         ("/audit/timeline?tabel=posts", "did you mean"),
         ("/audit/timeline?from=2026-13-01T00:00", "from"),
         ("/audit/timeline?table=posts&cursor=nonsense", "cursor"),
@@ -471,6 +481,7 @@ async fn audited_values_are_text_everywhere() {
         PAGES[3],
         PAGES[4],
         "/audit/transactions/2",
+        "/audit/transactions/3",
         "/audit/rows?table=public.posts&key=1",
     ] {
         let page = open!(audit, uri, "all");
@@ -576,6 +587,70 @@ async fn a_background_export_is_queued_run_listed_and_downloaded_by_its_owner_on
         stranger.status(),
         StatusCode::NOT_FOUND,
         "another operator's job does not exist for them"
+    );
+}
+
+#[actix_web::test]
+async fn a_restricted_operator_queues_no_background_export_since_jobs_read_the_whole_trail() {
+    let mut site = site().await;
+    let audit = service!(surface(&site));
+    let scoped = |req: TestRequest| req.insert_header(("x-scope", "table"));
+    let timeline = read(
+        audit
+            .call(scoped(get("/audit/timeline?table=public.comments", "all")).to_request())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(timeline.status, StatusCode::OK);
+    assert!(
+        !timeline.body.contains("/exports/request"),
+        "no queue button for a restricted operator"
+    );
+    let before = actions(&mut site.admin).len();
+    let queued = read(
+        audit
+            .call(
+                scoped(post(
+                    "/audit/exports/request",
+                    "user:1",
+                    &format!("csrf={}&format=csv&query=", token(&timeline.body)),
+                ))
+                .to_request(),
+            )
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(queued.status, StatusCode::FORBIDDEN);
+    assert!(queued.body.contains("Not within your access"), "{}", queued.body);
+    assert_eq!(
+        actions(&mut site.admin).len(),
+        before,
+        "nothing queued, nothing recorded"
+    );
+    let list = read(
+        audit
+            .call(scoped(get("/audit/exports", "all")).to_request())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::FORBIDDEN);
+    // The direct download applies the restriction: only the comments' changes.
+    let direct = read(
+        audit
+            .call(scoped(get("/audit/export?format=csv", "all")).to_request())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(direct.status, StatusCode::OK);
+    let rows: Vec<&str> = direct.body.lines().skip(1).collect();
+    assert!(
+        !rows.is_empty() && rows.iter().all(|row| row.contains(",public,comments,")),
+        "{}",
+        direct.body
     );
 }
 

@@ -7,6 +7,8 @@ use actix_web::HttpRequest;
 use threadline::ActorRef;
 use threadline::read::{Reader, Restriction};
 
+use crate::PageError;
+
 /// A screen or action beyond investigation, denied unless the host grants it.
 ///
 /// The investigation screens (home, timeline, transaction, row history, actor,
@@ -130,9 +132,23 @@ impl Operator {
         CAPABILITIES.into_iter().fold(self, Operator::grant)
     }
 
-    /// Whether the operator holds `capability`.
+    /// Whether the operator may use `capability`: it was granted and, for
+    /// [`Capability::BackgroundExport`], the operator is unrestricted (the queue's jobs read
+    /// the trail without the operator's restriction, so a restricted operator exports from
+    /// the timeline's direct download, which applies it).
     pub fn can(&self, capability: Capability) -> bool {
-        self.granted.contains(&capability)
+        self.check(capability).is_ok()
+    }
+
+    /// [`Operator::can`], with the page that says why not.
+    pub(crate) fn check(&self, capability: Capability) -> Result<(), PageError> {
+        if !self.granted.contains(&capability) {
+            return Err(PageError::Missing(capability));
+        }
+        if capability == Capability::BackgroundExport && !self.restriction.is_unrestricted() {
+            return Err(PageError::BeyondScope(capability));
+        }
+        Ok(())
     }
 
     /// The operator's actor.

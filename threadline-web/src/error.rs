@@ -23,6 +23,9 @@ pub enum PageError {
     Redirect(String),
     /// 403: the operator lacks a capability.
     Missing(Capability),
+    /// 403: the capability would read beyond the operator's restriction (background exports
+    /// read the whole trail), so a restricted operator cannot use it.
+    BeyondScope(Capability),
     /// 403: a form post's CSRF token was missing or not this operator's.
     Csrf,
     /// 404: no such thing, or it lies outside the operator's scope.
@@ -48,7 +51,9 @@ impl PageError {
     pub fn status(&self) -> StatusCode {
         match self {
             PageError::BadInput { .. } => StatusCode::BAD_REQUEST,
-            PageError::Denied | PageError::Missing(_) | PageError::Csrf => StatusCode::FORBIDDEN,
+            PageError::Denied | PageError::Missing(_) | PageError::BeyondScope(_) | PageError::Csrf => {
+                StatusCode::FORBIDDEN
+            }
             PageError::Redirect(_) => StatusCode::SEE_OTHER,
             PageError::NotFound(_) => StatusCode::NOT_FOUND,
             PageError::Conflict(_) => StatusCode::CONFLICT,
@@ -65,6 +70,7 @@ impl fmt::Display for PageError {
             PageError::Denied => f.write_str("you are not allowed to open the audit pages"),
             PageError::Redirect(to) => write!(f, "sign in first ({to})"),
             PageError::Missing(capability) => write!(f, "this page needs {capability}"),
+            PageError::BeyondScope(capability) => write!(f, "{capability} reads beyond the operator's restriction"),
             PageError::Csrf => f.write_str("the form's security token is missing or not yours"),
             PageError::NotFound(what) => write!(f, "{what} not found"),
             PageError::Conflict(why) => f.write_str(why),

@@ -133,9 +133,7 @@ async fn request_export(req: &HttpRequest, body: &[u8]) -> Result<HttpResponse, 
     if !ctx.surface.csrf.verify(ctx.operator.actor(), &token) {
         return Err(PageError::Csrf);
     }
-    if !ctx.operator.can(Capability::BackgroundExport) {
-        return Err(PageError::Missing(Capability::BackgroundExport));
-    }
+    ctx.operator.check(Capability::BackgroundExport)?;
     let queue = ctx.surface.jobs.as_ref().ok_or(PageError::NotFound("export queue"))?;
     let format: Format = form.require("format", "the format: csv, json or ndjson")?.parse()?;
     let filter = Filter::from_query_string(&form.take("query").unwrap_or_default())?;

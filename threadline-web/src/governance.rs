@@ -168,9 +168,7 @@ async fn prune_now(req: &HttpRequest, body: &[u8]) -> Result<HttpResponse, PageE
     if !ctx.surface.csrf.verify(ctx.operator.actor(), &token) {
         return Err(PageError::Csrf);
     }
-    if !ctx.operator.can(Capability::RetentionPrune) {
-        return Err(PageError::Missing(Capability::RetentionPrune));
-    }
+    ctx.operator.check(Capability::RetentionPrune)?;
     let (name, purge) = ctx
         .surface
         .retention

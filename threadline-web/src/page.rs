@@ -44,9 +44,7 @@ impl Ctx {
     /// Authorizes `req` for a screen that needs `capability`.
     pub(crate) fn open_for(req: &HttpRequest, capability: Capability) -> Result<Ctx, PageError> {
         let ctx = Ctx::open(req)?;
-        if !ctx.operator.can(capability) {
-            return Err(PageError::Missing(capability));
-        }
+        ctx.operator.check(capability)?;
         Ok(ctx)
     }
 
@@ -133,6 +131,13 @@ fn error_page(req: &HttpRequest, error: &PageError) -> HttpResponse {
                 p { "The app must grant " code { (capability.to_string()) } " to your operator in its authorize callback." }
                 p { "The same answer, from a shell with database access:" }
                 pre { code { (capability.cli()) } }
+            },
+        ),
+        PageError::BeyondScope(capability) => (
+            "Not within your access",
+            html! {
+                p { "Your access covers part of the trail, and this page would " (capability.describe()) " beyond it: background exports read the whole trail." }
+                p { "Download the timeline's filter instead: it applies your limits." }
             },
         ),
         PageError::Csrf => (

@@ -3,7 +3,7 @@
 //! library accept the same filters with the same messages.
 
 use actix_web::HttpRequest;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use threadline::read::{Cursor, Filter, parse_time, query_pairs};
 
 use crate::PageError;
@@ -84,14 +84,21 @@ impl Params {
 }
 
 /// An RFC 3339 time, or the `YYYY-MM-DDTHH:MM[:SS[.ffffff]]` of a `datetime-local` field
-/// read as UTC.
+/// read as UTC; years 1 to 9999, as RFC 3339 writes them.
 pub(crate) fn time(field: &'static str, text: &str) -> Result<DateTime<Utc>, PageError> {
     let text = text.trim();
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+    let at = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
         .map(|naive| naive.and_utc())
-        .map_or_else(|| parse_time(field, text).map_err(PageError::from), Ok)
+        .map_or_else(|| parse_time(field, text).map_err(PageError::from), Ok)?;
+    if !(1..=9999).contains(&at.year()) {
+        return Err(PageError::bad(
+            field,
+            format!("{text:?} is outside the years 1 to 9999: the correct format looks like 2026-11-27T09:30"),
+        ));
+    }
+    Ok(at)
 }
 
 /// The value of a `datetime-local` field for `at` (UTC, to the second).

@@ -63,6 +63,19 @@ impl Restriction {
         }
     }
 
+    /// Whether every row passes: [`Restriction::unrestricted`] with no condition added.
+    ///
+    /// ```
+    /// use threadline::read::Restriction;
+    ///
+    /// assert!(Restriction::unrestricted().is_unrestricted());
+    /// assert!(!Restriction::new().tenant("acme")?.is_unrestricted());
+    /// # Ok::<(), threadline::Error>(())
+    /// ```
+    pub fn is_unrestricted(&self) -> bool {
+        self.unrestricted && self.tenants.is_none() && self.tables.is_none() && self.actor.is_none()
+    }
+
     /// Whether the restriction says anything: a condition, or [`Restriction::unrestricted`].
     fn is_stated(&self) -> bool {
         self.unrestricted || self.tenants.is_some() || self.tables.is_some() || self.actor.is_some()
