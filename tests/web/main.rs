@@ -289,6 +289,18 @@ async fn outside_the_scope_reads_as_missing() {
         hidden.body, missing.body,
         "a hidden transaction reads exactly as a missing one"
     );
+    let home = read(audit.call(scoped("/audit/")).await.unwrap()).await;
+    assert!(
+        home.body.contains("<option value=\"public.comments\">"),
+        "{}",
+        home.body
+    );
+    assert!(
+        !home.body.contains("<option value=\"public.posts\">"),
+        "the row picker offers only the tables of the scope"
+    );
+    let everyone = open!(audit, "/audit/", "");
+    assert!(everyone.body.contains("<option value=\"public.posts\">"));
     let seen = audit.call(scoped("/audit/transactions/3")).await.unwrap();
     assert_eq!(seen.status(), StatusCode::OK);
     let row = audit

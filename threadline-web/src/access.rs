@@ -156,6 +156,11 @@ impl Operator {
         &self.actor
     }
 
+    /// The restriction every read of the operator runs under.
+    pub(crate) fn restriction(&self) -> &Restriction {
+        &self.restriction
+    }
+
     /// A reader under the operator's restriction.
     pub(crate) fn reader(&self) -> Reader {
         let restriction = self.restriction.clone();

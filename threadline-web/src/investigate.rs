@@ -45,6 +45,11 @@ async fn home_page(req: &HttpRequest) -> Result<HttpResponse, PageError> {
         .iter()
         .flat_map(|report| &report.tables)
         .filter(|t| t.coverage == Coverage::Covered)
+        .filter(|t| {
+            t.table
+                .parse::<TableName>()
+                .is_ok_and(|table| ctx.operator.restriction().allows_table(&table))
+        })
         .map(|t| t.table.clone())
         .collect();
     let mut chips: Vec<Markup> = Vec::new();

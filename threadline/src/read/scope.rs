@@ -76,6 +76,21 @@ impl Restriction {
         self.unrestricted && self.tenants.is_none() && self.tables.is_none() && self.actor.is_none()
     }
 
+    /// Whether changes of `table` may pass: no table condition, or `table` is one of its
+    /// tables (the other conditions still apply to each change).
+    ///
+    /// ```
+    /// use threadline::read::Restriction;
+    ///
+    /// let comments = Restriction::new().table("public.comments")?;
+    /// assert!(comments.allows_table(&"public.comments".parse()?));
+    /// assert!(!comments.allows_table(&"public.posts".parse()?));
+    /// # Ok::<(), threadline::Error>(())
+    /// ```
+    pub fn allows_table(&self, table: &TableName) -> bool {
+        self.tables.as_ref().is_none_or(|tables| tables.contains(table))
+    }
+
     /// Whether the restriction says anything: a condition, or [`Restriction::unrestricted`].
     fn is_stated(&self) -> bool {
         self.unrestricted || self.tenants.is_some() || self.tables.is_some() || self.actor.is_some()
