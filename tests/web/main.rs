@@ -145,7 +145,14 @@ macro_rules! service {
 /// The [`Page`] `audit` answers to `GET uri` by operator `user:1` with the capabilities `caps`.
 macro_rules! open {
     ($audit:expr, $uri:expr, $caps:expr) => {
-        read($audit.call(get($uri, $caps).to_request()).await.unwrap()).await
+        answer!($audit, get($uri, $caps))
+    };
+}
+
+/// The [`Page`] `audit` answers to a [`TestRequest`].
+macro_rules! answer {
+    ($audit:expr, $request:expr) => {
+        read($audit.call($request.to_request()).await.unwrap()).await
     };
 }
 
@@ -209,7 +216,7 @@ async fn nobody_opens_a_page_the_callback_refuses_and_every_answer_carries_the_h
     let site = site().await;
     let audit = service!(surface(&site));
     for uri in PAGES {
-        let refused = read(audit.call(TestRequest::get().uri(uri).to_request()).await.unwrap()).await;
+        let refused = answer!(audit, TestRequest::get().uri(uri));
         assert_eq!(refused.status, StatusCode::FORBIDDEN, "{uri}");
         assert!(refused.body.contains("not allowed"), "{uri}: {}", refused.body);
         assert!(!refused.body.contains("pwned"), "{uri}: a refused page shows no trail");
@@ -372,7 +379,7 @@ async fn form_posts_need_the_operators_own_token_and_are_recorded_as_actions() {
     let mine = token(&timeline.body);
     let theirs = {
         let other = get("/audit/timeline?table=public.posts", "all").insert_header(("x-operator", "user:9"));
-        token(&read(audit.call(other.to_request()).await.unwrap()).await.body)
+        token(&answer!(audit, other).body)
     };
     assert_ne!(mine, theirs, "a token is bound to its operator");
     let form = |token: &str| format!("csrf={token}&name=posts&query=table%3Dpublic.posts");
@@ -385,13 +392,7 @@ async fn form_posts_need_the_operators_own_token_and_are_recorded_as_actions() {
         assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
         assert!(refused.body.contains("nothing was changed"));
     }
-    let refused = read(
-        audit
-            .call(post("/audit/retention/prune", "user:1", "confirm=default").to_request())
-            .await
-            .unwrap(),
-    )
-    .await;
+    let refused = answer!(audit, post("/audit/retention/prune", "user:1", "confirm=default"));
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(actions(&mut site.admin).len(), before, "a refused post writes nothing");
     let views = open!(audit, "/audit/views", "");
@@ -433,20 +434,14 @@ async fn prune_now_needs_the_policy_name_typed_and_records_the_request_first() {
     assert!(page.body.contains("Prune now"));
     let token = token(&page.body);
     let before = actions(&mut site.admin).len();
-    let wrong = read(
-        audit
-            .call(
-                post(
-                    "/audit/retention/prune",
-                    "user:1",
-                    &format!("csrf={token}&confirm=defualt"),
-                )
-                .to_request(),
-            )
-            .await
-            .unwrap(),
-    )
-    .await;
+    let wrong = answer!(
+        audit,
+        post(
+            "/audit/retention/prune",
+            "user:1",
+            &format!("csrf={token}&confirm=defualt")
+        )
+    );
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
     assert!(wrong.body.contains("&quot;default&quot;"), "{}", wrong.body);
     assert_eq!(actions(&mut site.admin).len(), before);
@@ -607,33 +602,15 @@ async fn a_restricted_operator_queues_no_background_export_since_jobs_read_the_w
     let mut site = site().await;
     let audit = service!(surface(&site));
     let scoped = |req: TestRequest| req.insert_header(("x-scope", "table"));
-    let timeline = read(
-        audit
-            .call(scoped(get("/audit/timeline?table=public.comments", "all")).to_request())
-            .await
-            .unwrap(),
-    )
-    .await;
+    let timeline = answer!(audit, scoped(get("/audit/timeline?table=public.comments", "all")));
     assert_eq!(timeline.status, StatusCode::OK);
     assert!(
         !timeline.body.contains("/exports/request"),
         "no queue button for a restricted operator"
     );
     let before = actions(&mut site.admin).len();
-    let queued = read(
-        audit
-            .call(
-                scoped(post(
-                    "/audit/exports/request",
-                    "user:1",
-                    &format!("csrf={}&format=csv&query=", token(&timeline.body)),
-                ))
-                .to_request(),
-            )
-            .await
-            .unwrap(),
-    )
-    .await;
+    let form = format!("csrf={}&format=csv&query=", token(&timeline.body));
+    let queued = answer!(audit, scoped(post("/audit/exports/request", "user:1", &form)));
     assert_eq!(queued.status, StatusCode::FORBIDDEN);
     assert!(queued.body.contains("Not within your access"), "{}", queued.body);
     assert_eq!(
@@ -641,22 +618,10 @@ async fn a_restricted_operator_queues_no_background_export_since_jobs_read_the_w
         before,
         "nothing queued, nothing recorded"
     );
-    let list = read(
-        audit
-            .call(scoped(get("/audit/exports", "all")).to_request())
-            .await
-            .unwrap(),
-    )
-    .await;
+    let list = answer!(audit, scoped(get("/audit/exports", "all")));
     assert_eq!(list.status, StatusCode::FORBIDDEN);
     // The direct download applies the restriction: only the comments' changes.
-    let direct = read(
-        audit
-            .call(scoped(get("/audit/export?format=csv", "all")).to_request())
-            .await
-            .unwrap(),
-    )
-    .await;
+    let direct = answer!(audit, scoped(get("/audit/export?format=csv", "all")));
     assert_eq!(direct.status, StatusCode::OK);
     let rows: Vec<&str> = direct.body.lines().skip(1).collect();
     assert!(

@@ -354,11 +354,15 @@ struct Kept {
     pool: bool,
 }
 
+/// The marker of the context's parameter, and how it looks.
+const CONTEXT_MARKER: (&str, &str) = ("audit_context", "#[audit_context] audit: RequestAudit");
+/// The marker of the pool's parameter, and how it looks.
+const POOL_MARKER: (&str, &str) = ("audit_pool", "#[audit_pool] db: web::Data<DbPool>");
 /// The parameter markers this macro reads and removes.
-const MARKERS: [&str; 2] = ["audit_context", "audit_pool"];
+const MARKERS: [&str; 2] = [CONTEXT_MARKER.0, POOL_MARKER.0];
 
 /// Whether `typed` carries the marker `#[name]`, which is then removed from it.
-fn take_marker(typed: &mut syn::PatType, name: &str, correct: &str) -> syn::Result<bool> {
+fn take_marker(typed: &mut syn::PatType, (name, correct): (&str, &str)) -> syn::Result<bool> {
     let mut marked = false;
     for attr in typed.attrs.iter().filter(|a| a.path().is_ident(name)) {
         if !matches!(attr.meta, syn::Meta::Path(_)) {
@@ -407,15 +411,15 @@ fn expand_fn(args: &Args, mut function: ItemFn) -> syn::Result<TokenStream> {
             inputs.push(arg);
             continue;
         };
-        let context = take_marker(&mut typed, "audit_context", "#[audit_context] audit: RequestAudit")?;
-        let pool = take_marker(&mut typed, "audit_pool", "#[audit_pool] db: web::Data<DbPool>")?;
+        let context = take_marker(&mut typed, CONTEXT_MARKER)?;
+        let pool = take_marker(&mut typed, POOL_MARKER)?;
         if let Some(ty) = connection_type(&typed.ty) {
             if context || pool {
                 return Err(syn::Error::new_spanned(
                     &typed,
                     help(
                         "#[audit_context] and #[audit_pool] mark the context's and the pool's arguments, not the connection",
-                        "#[audit_context] audit: RequestAudit",
+                        CONTEXT_MARKER.1,
                     ),
                 ));
             }
@@ -501,7 +505,7 @@ fn choose_pool<'k>(args: &Args, kept: &'k [Kept], fn_name: &str, name_span: Span
                 &first.ty,
                 help(
                     "the pool is named twice, by `pool = ...` and by #[audit_pool]: keep one",
-                    "#[audit_pool] db: web::Data<DbPool>",
+                    POOL_MARKER.1,
                 ),
             ));
         }
@@ -529,10 +533,7 @@ fn choose_pool<'k>(args: &Args, kept: &'k [Kept], fn_name: &str, name_span: Span
         ([_, second, ..], _, _) => {
             return Err(syn::Error::new_spanned(
                 &second.ty,
-                help(
-                    "only one argument can be #[audit_pool]",
-                    "#[audit_pool] db: web::Data<DbPool>",
-                ),
+                help("only one argument can be #[audit_pool]", POOL_MARKER.1),
             ));
         }
         ([one], _, _) | ([], [one], _) | ([], [], [one]) => return Ok(one),
@@ -558,7 +559,7 @@ fn choose_pool<'k>(args: &Args, kept: &'k [Kept], fn_name: &str, name_span: Span
         &candidates[1].ty,
         help(
             format!("more than one argument could be the pool ({names}): mark the pool with #[audit_pool]"),
-            "#[audit_pool] db: web::Data<DbPool>",
+            POOL_MARKER.1,
         ),
     ))
 }
@@ -572,10 +573,7 @@ fn choose_context<'k>(kept: &'k [Kept], fn_name: &str, name_span: Span) -> syn::
         ([one], _) | ([], [one]) => Ok(one),
         ([_, second, ..], _) => Err(syn::Error::new_spanned(
             &second.ty,
-            help(
-                "only one argument can be #[audit_context]",
-                "#[audit_context] audit: RequestAudit",
-            ),
+            help("only one argument can be #[audit_context]", CONTEXT_MARKER.1),
         )),
         ([], []) => Err(syn::Error::new(
             name_span,

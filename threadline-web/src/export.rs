@@ -9,7 +9,7 @@ use maud::html;
 use threadline::export::{ExportOptions, Format};
 use threadline::read::Filter;
 
-use crate::page::{Ctx, query, respond, time, time_opt};
+use crate::page::{Ctx, query, respond, route_id, time, time_opt};
 use crate::params::{Params, id};
 use crate::{Capability, PageError};
 
@@ -157,8 +157,7 @@ async fn request_export(req: &HttpRequest, body: &[u8]) -> Result<HttpResponse, 
 /// `GET /exports/{id}/download`: the file of one of the operator's completed jobs; 404
 /// for another operator's job, as for a missing one.
 pub(crate) async fn download(req: HttpRequest) -> HttpResponse {
-    let path = req.match_info().get("id").unwrap_or_default().to_owned();
-    respond(&req, download_job(&req, &path).await)
+    respond(&req, download_job(&req, route_id(&req)).await)
 }
 
 async fn download_job(req: &HttpRequest, path: &str) -> Result<HttpResponse, PageError> {

@@ -12,7 +12,7 @@ use threadline::read::{ActorFilter, AsOf, FieldValue, Filter, RowKey, TableName}
 use threadline::retention::{self, RunStatus};
 use threadline::views;
 
-use crate::page::{Ctx, copy_button, query, respond, row_data, time, value};
+use crate::page::{Ctx, copy_button, query, respond, route_id, row_data, time, value};
 use crate::params::{Params, id, local_value};
 use crate::{COUNT_CAP, Capability, PageError, TIMELINE_PAGE_SIZE};
 
@@ -287,8 +287,7 @@ fn actions(ctx: &Ctx, canonical: &str) -> Markup {
 
 /// `GET /transactions/{id}`: the incident bundle with per-field diffs.
 pub(crate) async fn transaction(req: HttpRequest) -> HttpResponse {
-    let path = req.match_info().get("id").unwrap_or_default().to_owned();
-    respond(&req, transaction_page(&req, &path).await)
+    respond(&req, transaction_page(&req, route_id(&req)).await)
 }
 
 async fn transaction_page(req: &HttpRequest, path: &str) -> Result<HttpResponse, PageError> {

@@ -26,6 +26,12 @@ pub(crate) struct Ctx {
     pub(crate) base: String,
 }
 
+/// The `{id}` of a route such as `/transactions/{id}`, read from the match info rather than
+/// a `web::Path`, so the surface works inside a host scope with parameters of its own.
+pub(crate) fn route_id(req: &HttpRequest) -> &str {
+    req.match_info().get("id").unwrap_or_default()
+}
+
 impl Ctx {
     /// Authorizes `req`.
     pub(crate) fn open(req: &HttpRequest) -> Result<Ctx, PageError> {

@@ -178,13 +178,18 @@ fn template(server: &Server) -> Result<&'static str, Error> {
         .map_err(|message| Error::TestDatabase(format!("template database: {message}")))
 }
 
+/// The advisory lock that serializes template installs on a server.
+const TEMPLATE_LOCK: i64 = 7_526_752_898_406_036_335;
+
 fn build_template(server: &Server) -> Result<String, Error> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    crate::schema::INSTALL_SQL.hash(&mut hasher);
-    let name = format!("threadline_template_{:016x}", hasher.finish());
+    // The cursors' FNV-1a hash: the same name whatever the toolchain, so a shared server
+    // keeps one template per schema.
+    let name = format!(
+        "threadline_template_{:016x}",
+        crate::read::fingerprint(crate::schema::INSTALL_SQL)
+    );
     let mut admin = PgConnection::establish(&server.admin_url)?;
-    admin.batch_execute("SELECT pg_advisory_lock(7526752898406036335)")?;
+    admin.batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))?;
     let built = (|| {
         #[derive(diesel::QueryableByName)]
         struct Found {
@@ -212,7 +217,7 @@ fn build_template(server: &Server) -> Result<String, Error> {
         }
         Ok::<_, Error>(())
     })();
-    admin.batch_execute("SELECT pg_advisory_unlock(7526752898406036335)")?;
+    admin.batch_execute(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"))?;
     built.map(|()| name)
 }
 

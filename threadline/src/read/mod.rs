@@ -57,7 +57,7 @@ pub use model::{
 pub(crate) use rows::{CHANGE_SOURCE, ChangeRow};
 pub use scope::{Restriction, Surface};
 
-use cursor::fingerprint;
+pub(crate) use cursor::fingerprint;
 use rows::{
     ACTION_COLUMNS, ActionRow, CHANGE_COLUMNS, CountRow, ExistsRow, KeyRow, TimeRow, TransactionRow,
     transactions_with_actions,
