@@ -319,12 +319,12 @@ fn install_upgrades_an_app_that_installed_version_1() {
     app.diesel("run", &db);
     let run = app.threadline("install", &[]);
     let folders = app.migrations();
-    assert_eq!(folders.len(), 3, "{folders:?}");
+    assert_eq!(folders.len(), 4, "{folders:?}");
     assert!(folders[2].ends_with("_threadline_upgrade_2"), "{folders:?}");
-    assert!(
-        run.ok().contains("(upgrades threadline schema version 1 to 2)"),
-        "{run:?}"
-    );
+    assert!(folders[3].ends_with("_threadline_upgrade_3"), "{folders:?}");
+    let said = run.ok();
+    assert!(said.contains("(upgrades threadline schema version 1 to 2)"), "{run:?}");
+    assert!(said.contains("(upgrades threadline schema version 2 to 3)"), "{run:?}");
     app.diesel("run", &db);
     let mut conn = db.connect().unwrap();
     assert_eq!(
@@ -336,6 +336,8 @@ fn install_upgrades_an_app_that_installed_version_1() {
             .ok()
             .contains("no upgrade migration is needed")
     );
+    app.diesel("revert", &db);
+    assert_eq!(threadline::schema::installed_version(&mut conn).unwrap(), Some(2));
     app.diesel("revert", &db);
     assert_eq!(threadline::schema::installed_version(&mut conn).unwrap(), Some(1));
 }

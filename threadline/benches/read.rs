@@ -35,6 +35,11 @@
 //!   pages (the psql process timed from start to exit); median of
 //!   `THREADLINE_BENCH_READ_REPEAT` runs (default 3). `ratio` is export / COPY rows per
 //!   second, target >= 0.5.
+//! - `export_unanalyzed`: a CSV export of one statement of
+//!   `THREADLINE_BENCH_READ_STATEMENT_ROWS` changes (default 300000), read right after the
+//!   statement commits, with autovacuum off on the audit tables so that none has
+//!   statistics (`analyzed` says so at the end), against `COPY` of the same rows; the
+//!   median of `THREADLINE_BENCH_READ_REPEAT` runs of each, target `ratio` >= 0.5.
 //! - `export_memory`, one line per format: the peak resident memory a full export of the
 //!   large trail adds, measured in a fresh child process of this benchmark (so earlier
 //!   scenarios' heap does not hide it): `VmRSS` before, the peak reset through
@@ -368,6 +373,76 @@ fn timeline(scenario: &str, trail: &mut Trail, filter: &Filter, matching: u64, l
     latency_line(scenario, sizes, ["first", "deep"], &a, &b, 1.5)
 }
 
+/// A fresh database whose audit tables are never analyzed, holding one statement of
+/// `rows` changes with a full context.
+fn unanalyzed_statement(rows: u64) -> (TestDatabase, PgConnection) {
+    let db = TestDatabase::new().expect("benchmark database");
+    let mut conn = db.connect().expect("connect");
+    run(&mut conn, SCHEMA);
+    run(
+        &mut conn,
+        &format!(
+            "ALTER TABLE threadline.audit_changes SET (autovacuum_enabled = false);
+ALTER TABLE threadline.audit_transactions SET (autovacuum_enabled = false);
+ALTER TABLE threadline.audit_actions SET (autovacuum_enabled = false);
+BEGIN;
+SELECT threadline.begin_audit('{{\"actor\": {{\"type\": \"user\", \"id\": \"7\"}}, \"request_id\": \"req-bulk\", \"correlation_id\": \"flow-bulk\", \"action\": {{\"name\": \"bench_import\"}}}}');
+INSERT INTO bench_posts SELECT g, 'post ' || g, repeat('lorem ipsum ', 16), 0 FROM generate_series(1, {rows}) g;
+COMMIT;"
+        ),
+    );
+    (db, conn)
+}
+
+/// Whether any audit table has statistics.
+fn audit_tables_analyzed(conn: &mut PgConnection) -> bool {
+    count(
+        conn,
+        "SELECT count(*) AS n FROM pg_stat_all_tables WHERE schemaname = 'threadline' \
+         AND (last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL)",
+    ) > 0
+}
+
+fn export_unanalyzed(rows: u64, repeat: u64) -> Value {
+    let (db, mut conn) = unanalyzed_statement(rows);
+    let psql = psql();
+    let (mut times, mut copy) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        let (ms, exported, _) = export_ms(&mut conn, Format::Csv);
+        assert_eq!(exported, rows, "the export writes every change");
+        times.push(ms);
+        copy.push(copy_ms(&psql, db.url()));
+    }
+    let analyzed = audit_tables_analyzed(&mut conn);
+    let head = json!({ "scenario": "export_unanalyzed", "format": "csv", "rows": rows, "analyzed": analyzed });
+    versus_copy(head, rows, repeat, &times, &copy)
+}
+
+/// An export's figure against `COPY` of the same rows: `head` with the medians of the
+/// timed runs, both rates and their ratio.
+fn versus_copy(head: Value, rows: u64, repeat: u64, export: &[f64], copy: &[f64]) -> Value {
+    let (ms, copy_ms) = (quantile(export, 0.5), quantile(copy, 0.5));
+    let (rate, copy_rate) = (rows as f64 / ms * 1000.0, rows as f64 / copy_ms * 1000.0);
+    let ratio = rate / copy_rate;
+    let mut line = head;
+    line.as_object_mut().expect("object").extend(
+        json!({
+            "repeat": repeat,
+            "export_ms": round(ms),
+            "export_rows_per_s": rate.round(),
+            "copy_ms": round(copy_ms),
+            "copy_rows_per_s": copy_rate.round(),
+            "ratio": round(ratio),
+            "target": "ratio >= 0.5",
+            "target_met": ratio >= 0.5,
+        })
+        .as_object()
+        .expect("object")
+        .clone(),
+    );
+    line
+}
+
 /// The psql of the server the benchmark runs on.
 fn psql() -> PathBuf {
     threadline::testing::server_bindir()
@@ -421,29 +496,13 @@ fn export(trail: &mut Trail, repeat: u64) -> Vec<Value> {
         }
         copy.push(copy_ms(&psql, &url));
     }
-    let copy_ms = quantile(&copy, 0.5);
-    let copy_rate = trail.rows as f64 / copy_ms * 1000.0;
     formats
         .into_iter()
         .enumerate()
         .map(|(i, format)| {
-            let ms = quantile(&times[i], 0.5);
-            let rate = sizes[i].0 as f64 / ms * 1000.0;
-            let ratio = rate / copy_rate;
-            json!({
-                "scenario": "export",
-                "format": format.to_string(),
-                "rows": sizes[i].0,
-                "bytes": sizes[i].1,
-                "repeat": repeat,
-                "export_ms": round(ms),
-                "export_rows_per_s": rate.round(),
-                "copy_ms": round(copy_ms),
-                "copy_rows_per_s": copy_rate.round(),
-                "ratio": round(ratio),
-                "target": "ratio >= 0.5",
-                "target_met": ratio >= 0.5,
-            })
+            let (rows, bytes) = sizes[i];
+            let head = json!({ "scenario": "export", "format": format.to_string(), "rows": rows, "bytes": bytes });
+            versus_copy(head, rows, repeat, &times[i], &copy)
         })
         .collect()
 }
@@ -513,6 +572,8 @@ fn main() {
     let lookups = env_number("THREADLINE_BENCH_READ_LOOKUPS", 200).max(1);
     let repeat = env_number("THREADLINE_BENCH_READ_REPEAT", 3).max(1);
     let batch = env_number("THREADLINE_BENCH_READ_BATCH", 100).max(1);
+    let statement_rows = env_number("THREADLINE_BENCH_READ_STATEMENT_ROWS", 300_000).max(1);
+    println!("{}", export_unanalyzed(statement_rows, repeat));
 
     let (small_load_ms, mut small) = timed(|| Trail::load(small_rows, batch));
     let (large_load_ms, mut large) = timed(|| Trail::load(large_rows, batch));

@@ -45,7 +45,9 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::AsyncPgConnection;
 
-use crate::read::{Db, Filter, Reader, Restriction, Surface, check_page_size, filtered_changes, ready, rfc3339};
+use crate::read::{
+    CHANGE_SOURCE, ChangeQuery, Db, Filter, Reader, Restriction, Surface, check_page_size, ready, rfc3339,
+};
 use crate::{Error, telemetry};
 
 /// The fields of every export, in order.
@@ -325,9 +327,7 @@ pub fn csv_record(cells: &[Option<&str>]) -> Vec<u8> {
 /// read benchmark runs through `COPY (...) TO STDOUT` as its baseline.
 #[doc(hidden)]
 pub fn unfiltered_query() -> String {
-    let mut sql = filtered_changes(EXPORT_COLUMNS, &Filter::new(), &Restriction::new());
-    sql.push(" ORDER BY c.captured_at DESC, c.id DESC");
-    sql.text().to_owned()
+    format!("SELECT {EXPORT_COLUMNS}{CHANGE_SOURCE} ORDER BY c.captured_at DESC, c.id DESC")
 }
 
 /// A running export: call [`Export::next_chunk`] until it returns `None`, or let
@@ -443,8 +443,12 @@ impl Export {
         let want = usize::try_from(remaining)
             .unwrap_or(usize::MAX)
             .min(self.options.page_size);
-        let mut sql = filtered_changes(EXPORT_COLUMNS, &self.filter, &self.restriction);
-        sql.newest_first("c.captured_at", "c.id", self.after, want + 1);
+        let query = ChangeQuery {
+            columns: EXPORT_COLUMNS,
+            filter: &self.filter,
+            restriction: &self.restriction,
+        };
+        let sql = query.newest_first(self.after, want + 1);
         let mut rows: Vec<ExportRow> = match conn.load(sql).await {
             Ok(rows) => rows,
             Err(error) => {

@@ -18,16 +18,18 @@ use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, sql_query};
 use crate::Error;
 
 /// The schema version [`INSTALL_SQL`] creates.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// SQL that creates the `threadline` schema at [`SCHEMA_VERSION`]: its tables, functions and
 /// event triggers.
 pub const INSTALL_SQL: &str = concat!(
-    "-- Threadline schema, version 2.\n",
+    "-- Threadline schema, version 3.\n",
     "-- Version 1 as released, then each upgrade in order.\n\n",
     include_str!("../sql/install.sql"),
     "\n",
     include_str!("../sql/upgrade/2.sql"),
+    "\n",
+    include_str!("../sql/upgrade/3.sql"),
 );
 
 /// One step from the version before it: its target version, the SQL that upgrades to it,
@@ -43,11 +45,18 @@ pub struct Upgrade {
 }
 
 /// Every upgrade, oldest first: version 1 is the base install.
-pub const UPGRADES: [Upgrade; 1] = [Upgrade {
-    version: 2,
-    up: include_str!("../sql/upgrade/2.sql"),
-    down: include_str!("../sql/downgrade/2.sql"),
-}];
+pub const UPGRADES: [Upgrade; 2] = [
+    Upgrade {
+        version: 2,
+        up: include_str!("../sql/upgrade/2.sql"),
+        down: include_str!("../sql/downgrade/2.sql"),
+    },
+    Upgrade {
+        version: 3,
+        up: include_str!("../sql/upgrade/3.sql"),
+        down: include_str!("../sql/downgrade/3.sql"),
+    },
+];
 
 /// The upgrades that take an install of `version` to [`SCHEMA_VERSION`], in order.
 pub fn upgrades_from(version: i32) -> impl Iterator<Item = &'static Upgrade> {

@@ -11,9 +11,10 @@ use super::sql::Sql;
 use super::*;
 use crate::testing::TestDatabase;
 
-/// A connection that records the plan of every query it runs.
+/// A connection that records the plan of every query it runs, explained with `explain`.
 struct Explaining {
     conn: PgConnection,
+    explain: &'static str,
     plans: Vec<String>,
 }
 
@@ -28,7 +29,7 @@ impl Db for Explaining {
     where
         R: QueryableByName<Pg> + Send + 'static,
     {
-        let plan: Vec<PlanLine> = self.conn.load(sql.prefixed("EXPLAIN ")).await?;
+        let plan: Vec<PlanLine> = self.conn.load(sql.prefixed(self.explain)).await?;
         self.plans
             .push(plan.into_iter().map(|l| l.line).collect::<Vec<_>>().join("\n"));
         self.conn.load(sql).await
@@ -83,6 +84,7 @@ fn every_read_path_is_served_by_its_index() {
     conn.batch_execute(TRAIL).unwrap();
     let mut db = Explaining {
         conn,
+        explain: "EXPLAIN ",
         plans: Vec::new(),
     };
     let scope = Scope::default();
@@ -157,4 +159,123 @@ fn every_read_path_is_served_by_its_index() {
 
     let plan = db.plans_of(async |c| incident_bundle(c, &scope, 777, None, 100).await);
     assert_uses(&plan, "audit_changes_transaction_id_idx");
+}
+
+/// A 40 000-row statement and a row updated 3 000 times, captured by the triggers, with
+/// the audit tables never analyzed.
+const FRESH_BULK_WRITE: &str = r#"
+    ALTER TABLE threadline.audit_changes SET (autovacuum_enabled = false);
+    ALTER TABLE threadline.audit_transactions SET (autovacuum_enabled = false);
+    ALTER TABLE threadline.audit_actions SET (autovacuum_enabled = false);
+    CREATE TABLE posts (id bigint PRIMARY KEY, title text);
+    SELECT threadline.audit_table('posts');
+    INSERT INTO posts VALUES (0, 'hot');
+    DO $$ BEGIN FOR i IN 1..3000 LOOP UPDATE posts SET title = 'hot ' || i WHERE id = 0; END LOOP; END $$;
+    BEGIN;
+    SELECT threadline.begin_audit('{"actor": {"type": "user", "id": "7"}, "correlation_id": "bulk",
+        "request_id": "req-bulk", "tenant_id": "acme", "action": {"name": "posts_imported"}}');
+    INSERT INTO posts SELECT g, 'post ' || g FROM generate_series(1, 40000) g;
+    COMMIT;
+"#;
+
+/// Asserts that no scan of `audit_changes` in `plan` (explained with ANALYZE) returned more
+/// than `limit` rows per loop, and that none read the table whole or by bitmap.
+fn assert_limit_first(plan: &str, limit: u64) {
+    assert!(
+        !plan.contains("Seq Scan on audit_changes"),
+        "no scan of audit_changes:\n{plan}"
+    );
+    assert!(
+        !plan.contains("Bitmap Heap Scan on audit_changes"),
+        "no bitmap scan:\n{plan}"
+    );
+    let scans: Vec<u64> = plan
+        .lines()
+        .filter(|line| line.contains(" on audit_changes "))
+        .map(|line| {
+            let rows = line.split("actual rows=").nth(1).expect("explained with ANALYZE");
+            rows.split(' ').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(!scans.is_empty(), "the plan reads audit_changes:\n{plan}");
+    assert!(
+        scans.iter().all(|&rows| rows <= limit),
+        "each scan of audit_changes stops after {limit} rows:\n{plan}"
+    );
+}
+
+#[test]
+fn pages_read_only_their_rows_before_the_audit_tables_are_analyzed() {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    conn.batch_execute(FRESH_BULK_WRITE).unwrap();
+    #[derive(QueryableByName)]
+    struct Analyzed {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        analyzed: i64,
+    }
+    let analyzed: Vec<Analyzed> = ready(conn.load(Sql::new(
+        "SELECT count(*) AS analyzed FROM pg_stat_all_tables WHERE schemaname = 'threadline' \
+         AND (last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL)",
+    )))
+    .unwrap();
+    assert_eq!(analyzed[0].analyzed, 0, "no audit table has statistics yet");
+    let mut db = Explaining {
+        conn,
+        explain: "EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF) ",
+        plans: Vec::new(),
+    };
+    let scope = Scope::default();
+    let page = 2000;
+    let limit = page as u64 + 1;
+
+    let filters = [
+        Filter::new(),
+        Filter::new().table("posts").unwrap(),
+        Filter::new().table("posts").unwrap().op(Op::Insert),
+        Filter::new().correlation_id("bulk").unwrap(),
+        Filter::new().request_id("req-bulk").unwrap(),
+        Filter::new().actor(crate::ActorRef::user("7").unwrap()),
+        Filter::new().tenant_id("acme").unwrap(),
+        Filter::new().action("posts_imported").unwrap(),
+    ];
+    for filter in &filters {
+        let mut cursor = None;
+        for _ in 0..2 {
+            let mut next = None;
+            let plan = db.plans_of(async |c| {
+                let read = timeline(c, &scope, filter, cursor.as_ref(), page, Surface::Timeline).await?;
+                assert_eq!(read.entries.len(), page, "{filter:?}: a full page");
+                next = read.next_cursor;
+                Ok(())
+            });
+            assert_limit_first(&plan, limit);
+            cursor = next;
+        }
+        let plan = db.plans_of(async |c| count_matching(c, &scope, filter, 10_000).await);
+        assert_limit_first(&plan, 10_001);
+    }
+
+    let tenant = Scope(Some(std::sync::Arc::new(|_: Surface| {
+        Restriction::new().tenant("acme")
+    })));
+    let plan = db.plans_of(async |c| timeline(c, &tenant, &Filter::new(), None, page, Surface::Timeline).await);
+    assert_limit_first(&plan, limit);
+
+    let posts: TableName = "posts".parse().unwrap();
+    let plan = db.plans_of(async |c| row_history(c, &scope, &posts, &RowKey::from(0), None, page).await);
+    assert_limit_first(&plan, limit);
+    let plan = db.plans_of(async |c| correlation_bundle(c, &scope, "bulk", None, page).await);
+    assert_limit_first(&plan, limit);
+    let bulk = ready(timeline(
+        &mut db,
+        &scope,
+        &Filter::new().correlation_id("bulk").unwrap(),
+        None,
+        1,
+        Surface::Timeline,
+    ))
+    .unwrap();
+    let plan = db.plans_of(async |c| incident_bundle(c, &scope, bulk.entries[0].transaction_id, None, page).await);
+    assert_limit_first(&plan, limit);
 }

@@ -379,22 +379,29 @@ impl Filter {
         .join("\u{1f}")
     }
 
-    /// The filter's predicates over `c` (changes), `t` (transactions) and `a` (actions).
-    pub(crate) fn push_sql(&self, sql: &mut Sql) {
+    /// The filter's predicates on the change `c` itself: its table, time and op.
+    pub(crate) fn push_change_sql(&self, sql: &mut Sql) {
         if let Some(table) = &self.table {
             sql.push(" AND c.table_schema = ")
                 .bind(Bind::Text(table.schema.clone()))
                 .push(" AND c.table_name = ")
                 .bind(Bind::Text(table.name.clone()));
         }
-        if let Some(actor) = &self.actor {
-            actor.push_sql(sql, "t.actor");
-        }
         if let Some(from) = self.from {
             sql.push(" AND c.captured_at >= ").bind(Bind::Timestamp(from));
         }
         if let Some(to) = self.to {
             sql.push(" AND c.captured_at <= ").bind(Bind::Timestamp(to));
+        }
+        if let Some(op) = self.op {
+            sql.push(" AND c.op = ").bind(Bind::Text(op.as_str().into()));
+        }
+    }
+
+    /// The filter's predicates on the change's transaction `t` and action `a`.
+    pub(crate) fn push_transaction_sql(&self, sql: &mut Sql) {
+        if let Some(actor) = &self.actor {
+            actor.push_sql(sql, "t.actor");
         }
         for (column, value) in [
             ("t.request_id", &self.request_id),
@@ -406,9 +413,15 @@ impl Filter {
                 sql.push(&format!(" AND {column} = ")).bind(Bind::Text(value.clone()));
             }
         }
-        if let Some(op) = self.op {
-            sql.push(" AND c.op = ").bind(Bind::Text(op.as_str().into()));
-        }
+    }
+
+    /// Whether the filter has predicates on the transaction or the action.
+    pub(crate) fn filters_transactions(&self) -> bool {
+        self.actor.is_some()
+            || self.request_id.is_some()
+            || self.correlation_id.is_some()
+            || self.action.is_some()
+            || self.tenant_id.is_some()
     }
 }
 

@@ -37,6 +37,7 @@ mod explain;
 pub(crate) mod filter;
 mod key;
 mod model;
+mod page;
 mod rows;
 mod scope;
 pub(crate) mod sql;
@@ -54,6 +55,7 @@ pub use model::{
     ActionRecord, AsOf, Change, CorrelationBundle, DiffedChange, FieldDiff, FieldValue, Incident, MatchCount, Op, Page,
     TransactionRecord,
 };
+pub(crate) use page::ChangeQuery;
 pub(crate) use rows::{CHANGE_SOURCE, ChangeRow};
 pub use scope::{Restriction, Surface};
 
@@ -63,7 +65,7 @@ use rows::{
     transactions_with_actions,
 };
 use scope::Scope;
-use sql::{Bind, Sql};
+use sql::{Bind, Plan, Sql};
 
 use crate::{Error, telemetry};
 
@@ -400,34 +402,24 @@ fn paginate<R, T>(
     })
 }
 
-/// Changes selected by `sql` (the change source with its predicates), newest first,
-/// after `cursor`.
+/// A page of changes after `cursor`, read by `page`: the query of at most `limit` changes
+/// strictly before a position, newest first.
 pub(crate) async fn change_page<C: Db>(
     conn: &mut C,
-    mut sql: Sql,
+    page: impl FnOnce(Option<(DateTime<Utc>, i64)>, usize) -> Sql,
     print: u64,
     cursor: Option<&Cursor>,
     page_size: usize,
 ) -> Result<Page<Change>, Error> {
     check_page_size(page_size)?;
     let after = cursor.map(|c| c.position(print)).transpose()?;
-    sql.newest_first("c.captured_at", "c.id", after, page_size + 1);
-    let rows: Vec<ChangeRow> = conn.load(sql).await?;
+    let rows: Vec<ChangeRow> = conn.load(page(after, page_size + 1)).await?;
     paginate(
         rows,
         page_size,
         |r| Cursor::new(r.captured_at, r.id(), print),
         Change::try_from,
     )
-}
-
-/// The change source, its columns, and the predicates of `filter` and `restriction`.
-pub(crate) fn filtered_changes(columns: &str, filter: &Filter, restriction: &Restriction) -> Sql {
-    let mut sql = Sql::new(&format!("SELECT {columns}{CHANGE_SOURCE}"));
-    filter.push_sql(&mut sql);
-    restriction.push_party_sql(&mut sql, "t");
-    restriction.push_table_sql(&mut sql, "c");
-    sql
 }
 
 /// The cursor fingerprint of a filtered read.
@@ -445,8 +437,13 @@ async fn timeline<C: Db>(
 ) -> Result<Page<Change>, Error> {
     telemetry::read("timeline", async {
         let restriction = scope.restriction(surface)?;
-        let sql = filtered_changes(CHANGE_COLUMNS, filter, &restriction);
-        change_page(conn, sql, filter_print("timeline", filter), cursor, page_size).await
+        let query = ChangeQuery {
+            columns: CHANGE_COLUMNS,
+            filter,
+            restriction: &restriction,
+        };
+        let page = |after, limit| query.newest_first(after, limit);
+        change_page(conn, page, filter_print("timeline", filter), cursor, page_size).await
     })
     .await
 }
@@ -460,10 +457,15 @@ async fn count_matching<C: Db>(conn: &mut C, scope: &Scope, filter: &Filter, cap
             ));
         }
         let restriction = scope.restriction(Surface::Timeline)?;
-        let sql = filtered_changes("1 AS one", filter, &restriction).wrapped(
-            "SELECT count(*) AS n FROM (",
-            &format!(" LIMIT {}) AS matching", cap + 1),
-        );
+        let query = ChangeQuery {
+            columns: "1 AS one",
+            filter,
+            restriction: &restriction,
+        };
+        let limit = usize::try_from(cap + 1).unwrap_or(usize::MAX);
+        let sql = query
+            .newest_first(None, limit)
+            .wrapped("SELECT count(*) AS n FROM (", ") AS matching");
         let rows: Vec<CountRow> = conn.load(sql).await?;
         let n = rows.first().map_or(0, |r| u64::try_from(r.n).unwrap_or(0));
         Ok(MatchCount {
@@ -517,8 +519,12 @@ async fn row_history<C: Db>(
         check_page_size(page_size)?;
         let pk = render_key(conn, table, key).await?;
         let print = fingerprint(&format!("history\u{1e}{table}\u{1e}{pk}"));
-        let sql = row_changes(CHANGE_COLUMNS, table, &pk, &restriction);
-        let page = change_page(conn, sql, print, cursor, page_size).await?;
+        let page = |after, limit| {
+            let mut sql = row_changes(CHANGE_COLUMNS, table, &pk, &restriction);
+            sql.newest_first("c.captured_at", "c.id", after, limit);
+            sql.planned(Plan::Walk)
+        };
+        let page = change_page(conn, page, print, cursor, page_size).await?;
         if cursor.is_none() && page.entries.is_empty() {
             return Err(Error::NotFound { what: "row" });
         }
@@ -540,7 +546,12 @@ async fn as_of<C: Db>(
         let mut sql = row_changes(CHANGE_COLUMNS, table, &pk, &restriction);
         sql.push(" AND c.captured_at <= ").bind(Bind::Timestamp(at));
         sql.newest_first("c.captured_at", "c.id", None, 1);
-        let Some(last) = conn.load::<ChangeRow>(sql).await?.into_iter().next() else {
+        let Some(last) = conn
+            .load::<ChangeRow>(sql.planned(Plan::Walk))
+            .await?
+            .into_iter()
+            .next()
+        else {
             let mut sql = row_changes("true AS found", table, &pk, &restriction);
             sql.push(" LIMIT 1");
             let seen = conn.load::<ExistsRow>(sql).await?.into_iter().any(|r| r.found);
@@ -610,11 +621,15 @@ async fn incident_bundle<C: Db>(
         sql.bind(Bind::BigInt(transaction_id));
         restriction.push_table_sql(&mut sql, "c");
         if let Some(cursor) = cursor {
-            let (_, id) = cursor.position(print)?;
-            sql.push(" AND c.id > ").bind(Bind::BigInt(id));
+            let (at, id) = cursor.position(print)?;
+            sql.push(" AND (c.captured_at, c.id) > (")
+                .bind(Bind::Timestamp(at))
+                .push(", ")
+                .bind(Bind::BigInt(id))
+                .push(")");
         }
-        sql.push(&format!(" ORDER BY c.id LIMIT {}", page_size + 1));
-        let rows: Vec<ChangeRow> = conn.load(sql).await?;
+        sql.push(&format!(" ORDER BY c.captured_at, c.id LIMIT {}", page_size + 1));
+        let rows: Vec<ChangeRow> = conn.load(sql.planned(Plan::Walk)).await?;
         let changes = paginate(
             rows,
             page_size,
@@ -643,7 +658,7 @@ async fn actor_history<C: Db>(
         restriction.push_transaction_sql(&mut sql);
         let after = cursor.map(|c| c.position(print)).transpose()?;
         sql.newest_first("t.occurred_at", "t.id", after, page_size + 1);
-        let rows: Vec<TransactionRow> = conn.load(sql).await?;
+        let rows: Vec<TransactionRow> = conn.load(sql.planned(Plan::Walk)).await?;
         paginate(
             rows,
             page_size,
@@ -664,8 +679,13 @@ async fn correlation_bundle<C: Db>(
     telemetry::read("correlation_bundle", async {
         let restriction = scope.restriction(Surface::Correlation)?;
         let filter = Filter::new().correlation_id(correlation_id)?;
-        let sql = filtered_changes(CHANGE_COLUMNS, &filter, &restriction);
-        let changes = change_page(conn, sql, filter_print("correlation", &filter), cursor, page_size).await?;
+        let query = ChangeQuery {
+            columns: CHANGE_COLUMNS,
+            filter: &filter,
+            restriction: &restriction,
+        };
+        let page = |after, limit| query.newest_first(after, limit);
+        let changes = change_page(conn, page, filter_print("correlation", &filter), cursor, page_size).await?;
 
         let mut sql = Sql::new(&format!(
             "SELECT {ACTION_COLUMNS} FROM threadline.audit_actions a WHERE a.correlation_id = "

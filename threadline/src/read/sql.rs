@@ -16,11 +16,45 @@ pub(crate) enum Bind {
     TextArray(Vec<String>),
 }
 
-/// SQL text with `$n` placeholders and the values bound to them, in order.
+/// How a query is planned. A query with a plan other than [`Plan::Free`] runs in a
+/// transaction of its own (a savepoint inside the caller's), under settings that last
+/// until it ends, so they never reach the caller's next query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Plan {
+    /// As the planner likes.
+    #[default]
+    Free,
+    /// In the order of an index, stopping after the page: no bitmap scan (it loses the
+    /// order), no hash or merge join (they read every match) and no sort.
+    Walk,
+    /// Through nested loops of index look-ups, sorting only what they return.
+    Lookups,
+}
+
+impl Plan {
+    /// The settings a query of this plan runs under, if any.
+    pub(crate) fn settings(self) -> Option<&'static str> {
+        match self {
+            Plan::Free => None,
+            Plan::Walk => Some(
+                "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_hashjoin = off; \
+                 SET LOCAL enable_mergejoin = off; SET LOCAL enable_sort = off; SET LOCAL jit = off",
+            ),
+            Plan::Lookups => Some(
+                "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_hashjoin = off; \
+                 SET LOCAL enable_mergejoin = off; SET LOCAL jit = off",
+            ),
+        }
+    }
+}
+
+/// SQL text with `$n` placeholders and the values bound to them, in order, and the plan
+/// it needs.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sql {
     text: String,
     binds: Vec<Bind>,
+    plan: Plan,
 }
 
 impl Sql {
@@ -28,7 +62,19 @@ impl Sql {
         Sql {
             text: text.to_owned(),
             binds: Vec::new(),
+            plan: Plan::Free,
         }
+    }
+
+    /// The same query, planned as `plan` says.
+    pub(crate) fn planned(mut self, plan: Plan) -> Self {
+        self.plan = plan;
+        self
+    }
+
+    /// How the query is planned.
+    pub(crate) fn plan(&self) -> Plan {
+        self.plan
     }
 
     /// Appends SQL text; never a value.
@@ -65,6 +111,7 @@ impl Sql {
     }
 
     /// The text.
+    #[cfg(test)]
     pub(crate) fn text(&self) -> &str {
         &self.text
     }
@@ -80,6 +127,7 @@ impl Sql {
         Sql {
             text: format!("{prefix}{}{suffix}", self.text),
             binds: self.binds.clone(),
+            plan: self.plan,
         }
     }
 
