@@ -414,15 +414,6 @@ impl Filter {
             }
         }
     }
-
-    /// Whether the filter has predicates on the transaction or the action.
-    pub(crate) fn filters_transactions(&self) -> bool {
-        self.actor.is_some()
-            || self.request_id.is_some()
-            || self.correlation_id.is_some()
-            || self.action.is_some()
-            || self.tenant_id.is_some()
-    }
 }
 
 /// The `(key, value)` pairs of a query string (or a form body), decoded: `+` is a space,

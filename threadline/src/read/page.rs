@@ -34,7 +34,7 @@ impl ChangeQuery<'_> {
     /// first.
     pub(crate) fn newest_first(&self, after: Option<(DateTime<Utc>, i64)>, limit: usize) -> Sql {
         let columns = self.columns;
-        if !self.filter.filters_transactions() && !self.restriction.limits_parties() {
+        if !self.selects_transactions() {
             let mut sql = Sql::new(&format!("SELECT {columns}{CHANGE_SOURCE}"));
             self.push_change_sql(&mut sql);
             sql.newest_first("c.captured_at", "c.id", after, limit);
@@ -48,10 +48,22 @@ impl ChangeQuery<'_> {
         self.push_change_sql(&mut sql);
         sql.newest_first("c.captured_at", "c.id", after, limit);
         sql.push(") c WHERE true");
-        self.filter.push_transaction_sql(&mut sql);
-        self.restriction.push_party_sql(&mut sql, "t");
+        self.push_transaction_sql(&mut sql);
         sql.newest_first("c.captured_at", "c.id", None, limit);
         sql.planned(Plan::Lookups)
+    }
+
+    /// Whether any predicate is on the transaction or its action: whether pushing them
+    /// writes anything, so a predicate added there chooses the right shape by itself.
+    fn selects_transactions(&self) -> bool {
+        let mut probe = Sql::new("");
+        self.push_transaction_sql(&mut probe);
+        !probe.is_empty()
+    }
+
+    fn push_transaction_sql(&self, sql: &mut Sql) {
+        self.filter.push_transaction_sql(sql);
+        self.restriction.push_party_sql(sql, "t");
     }
 
     fn push_change_sql(&self, sql: &mut Sql) {

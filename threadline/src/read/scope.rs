@@ -152,11 +152,6 @@ impl Restriction {
         }
     }
 
-    /// Whether the restriction has predicates on the transaction (its tenant or actor).
-    pub(crate) fn limits_parties(&self) -> bool {
-        self.tenants.is_some() || self.actor.is_some()
-    }
-
     /// Whether the restriction limits tables.
     pub(crate) fn limits_tables(&self) -> bool {
         self.tables.is_some()

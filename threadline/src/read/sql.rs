@@ -110,6 +110,11 @@ impl Sql {
         self.push(&format!(" ORDER BY {time} DESC, {id} DESC LIMIT {limit}"))
     }
 
+    /// Whether no text was pushed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
     /// The text.
     #[cfg(test)]
     pub(crate) fn text(&self) -> &str {
