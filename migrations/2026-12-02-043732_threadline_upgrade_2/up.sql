@@ -1,3 +1,5 @@
+SELECT pg_catalog.set_config('threadline_script.caller_search_path', pg_catalog.current_setting('search_path'), true);
+SET LOCAL search_path = pg_catalog, pg_temp;
 -- Threadline schema upgrade to version 2.
 --
 -- Adds the lifecycle of the trail: retention with its runs log, background export jobs,
@@ -239,3 +241,5 @@ END
 $$;
 
 INSERT INTO threadline.schema_version (version) VALUES (2);
+
+SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('threadline_script.caller_search_path'), true);

@@ -1,5 +1,9 @@
+SELECT pg_catalog.set_config('threadline_script.caller_search_path', pg_catalog.current_setting('search_path'), true);
+SET LOCAL search_path = pg_catalog, pg_temp;
 -- Reverts the Threadline schema upgrade to version 3: a transaction's changes are
 -- indexed by id again.
 DROP INDEX threadline.audit_changes_transaction_id_idx;
 CREATE INDEX audit_changes_transaction_id_idx ON threadline.audit_changes (transaction_id, id);
 DELETE FROM threadline.schema_version WHERE version = 3;
+
+SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('threadline_script.caller_search_path'), true);

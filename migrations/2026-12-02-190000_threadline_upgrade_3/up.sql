@@ -1,3 +1,5 @@
+SELECT pg_catalog.set_config('threadline_script.caller_search_path', pg_catalog.current_setting('search_path'), true);
+SET LOCAL search_path = pg_catalog, pg_temp;
 -- Threadline schema upgrade to version 3.
 --
 -- A transaction's changes are indexed in capture order, (transaction_id, captured_at,
@@ -12,3 +14,5 @@ CREATE INDEX audit_changes_transaction_id_idx
     ON threadline.audit_changes (transaction_id, captured_at, id);
 
 INSERT INTO threadline.schema_version (version) VALUES (3);
+
+SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('threadline_script.caller_search_path'), true);

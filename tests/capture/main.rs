@@ -12,4 +12,5 @@ mod policy;
 mod privileges;
 mod redaction;
 mod schema_changes;
+mod search_path;
 mod semantics;

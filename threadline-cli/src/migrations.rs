@@ -143,9 +143,10 @@ impl Migrations {
 }
 
 /// The schema version an install or upgrade migration's `up.sql` leaves, from its first
-/// line.
+/// comment line (an upgrade's first statement, which pins the `search_path`, comes before
+/// it).
 pub fn install_version(up_sql: &str) -> Option<i32> {
-    let first = up_sql.lines().next()?;
+    let first = up_sql.lines().find(|line| line.starts_with("--"))?;
     first
         .strip_prefix(INSTALL_HEADER)
         .or_else(|| first.strip_prefix(UPGRADE_HEADER))?

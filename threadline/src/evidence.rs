@@ -293,7 +293,7 @@ async fn insert<C: Db>(conn: &mut C, by: &ActorRef, evidence: &Evidence) -> Resu
         .push(", ")
         .bind(Bind::Jsonb(serde_json::to_value(by).expect("an actor serializes")))
         .push(") AS id");
-    let rows: Vec<IdRow> = conn.load(sql).await.map_err(|e| e.refused_as("evidence"))?;
+    let rows: Vec<IdRow> = conn.load(sql.writing()).await.map_err(|e| e.refused_as("evidence"))?;
     Ok(rows.into_iter().next().expect("record_evidence returns an id").id)
 }
 

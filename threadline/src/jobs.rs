@@ -39,8 +39,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz};
-use diesel::{QueryableByName, sql_query};
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::bb8::Pool;
 use futures_util::StreamExt;
@@ -326,21 +326,26 @@ impl ExportJobs {
         let ctx = AuditContext::new()
             .with_actor(owner.clone())
             .with_action(Action::new("export_requested")?);
-        let (owner, query, format) = (actor_json(owner), filter.to_query_string(), format.to_string());
+        let mut insert =
+            Sql::new("INSERT INTO threadline.export_jobs (owner, filter, format, max_rows, action_id) VALUES (");
+        insert
+            .bind(Bind::Jsonb(actor_json(owner)))
+            .push(", ")
+            .bind(Bind::Text(filter.to_query_string()))
+            .push(", ")
+            .bind(Bind::Text(format.to_string()))
+            .push(", ");
+        match max_rows {
+            Some(n) => insert.bind(Bind::BigInt(n)),
+            None => insert.push("NULL"),
+        };
+        insert.push(", nullif(current_setting('threadline.action_id', true), '')::bigint) RETURNING id");
         let committed = crate::transaction(conn, &ctx, async |conn| {
-            use diesel_async::RunQueryDsl;
-            let row = sql_query(
-                "INSERT INTO threadline.export_jobs (owner, filter, format, max_rows, action_id)
-                 VALUES ($1, $2, $3, $4, nullif(current_setting('threadline.action_id', true), '')::bigint)
-                 RETURNING id",
-            )
-            .bind::<Jsonb, _>(&owner)
-            .bind::<Text, _>(&query)
-            .bind::<Text, _>(&format)
-            .bind::<Nullable<BigInt>, _>(max_rows)
-            .get_result::<IdRow>(conn)
-            .await
-            .map_err(Error::from)?;
+            let row = conn
+                .load::<IdRow>(insert.clone().writing())
+                .await?
+                .pop()
+                .expect("the new job's row");
             Ok::<_, Error>(row.id.expect("an id"))
         })
         .await?;
@@ -416,7 +421,7 @@ impl ExportJobs {
                                  ORDER BY q.submitted_at, q.id LIMIT 1 FOR UPDATE SKIP LOCKED)
                 RETURNING {COLUMNS}"
         ));
-        let Some(row) = conn.load::<JobRow>(claim).await?.pop() else {
+        let Some(row) = conn.load::<JobRow>(claim.writing()).await?.pop() else {
             return Ok(None);
         };
         let token = row.token.clone().expect("a claimed job has a lease token");
@@ -438,7 +443,7 @@ impl ExportJobs {
                     .push("::uuid RETURNING id");
                 // The connection may be what failed; the job's lease then runs out and
                 // another worker takes it.
-                let _ = conn.load::<IdRow>(failed).await;
+                let _ = conn.load::<IdRow>(failed.writing()).await;
             }
         }
         let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM threadline.export_jobs WHERE id = "));
@@ -497,7 +502,7 @@ impl ExportJobs {
             .push(" AND lease_token = ")
             .bind(Bind::Text(token.to_owned()))
             .push("::uuid AND state = 'running' RETURNING id");
-        if conn.load::<IdRow>(done).await?.is_empty() {
+        if conn.load::<IdRow>(done.writing()).await?.is_empty() {
             let _ = self.store.delete(&name).await;
             return Err(Error::Locked("the job's lease passed to another worker".into()));
         }
@@ -515,7 +520,7 @@ impl ExportJobs {
             .push(" AND lease_token = ")
             .bind(Bind::Text(token.to_owned()))
             .push("::uuid AND state = 'running' RETURNING id");
-        if conn.load::<IdRow>(sql).await?.is_empty() {
+        if conn.load::<IdRow>(sql.writing()).await?.is_empty() {
             return Err(Error::Locked("the job's lease passed to another worker".into()));
         }
         Ok(())
@@ -544,7 +549,7 @@ impl ExportJobs {
             let mut sql = Sql::new("UPDATE threadline.export_jobs SET state = 'expired' WHERE id = ");
             sql.bind(Bind::BigInt(job.id))
                 .push(" AND state = 'completed' RETURNING id");
-            expired += conn.load::<IdRow>(sql).await?.len();
+            expired += conn.load::<IdRow>(sql.writing()).await?.len();
         }
         Ok(expired)
     }

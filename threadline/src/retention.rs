@@ -440,12 +440,15 @@ where
     F: Future<Output = ()>,
 {
     let abandoned: Vec<i64> = conn
-        .load::<IdRow>(Sql::new(
-            "UPDATE threadline.retention_runs
+        .load::<IdRow>(
+            Sql::new(
+                "UPDATE threadline.retention_runs
                 SET status = 'abandoned', finished_at = clock_timestamp(),
                     error = coalesce(error, 'its session ended before the run finished')
               WHERE status = 'running' RETURNING id",
-        ))
+            )
+            .writing(),
+        )
         .await?
         .into_iter()
         .map(|r| r.id)
@@ -453,7 +456,12 @@ where
     let cutoff = cutoff(conn, purge).await?;
     let mut insert = Sql::new("INSERT INTO threadline.retention_runs (cutoff) VALUES (");
     insert.bind(Bind::Timestamp(cutoff)).push(") RETURNING id");
-    let id = conn.load::<IdRow>(insert).await?.pop().expect("the new run's id").id;
+    let id = conn
+        .load::<IdRow>(insert.writing())
+        .await?
+        .pop()
+        .expect("the new run's id")
+        .id;
     match batches(conn, purge, id, cutoff, progress, sleep).await {
         Ok(more_left) => {
             let mut done = Sql::new(
@@ -464,7 +472,7 @@ where
                 .push("::boolean WHERE id = ")
                 .bind(Bind::BigInt(id))
                 .push(" RETURNING id");
-            conn.load::<IdRow>(done).await?;
+            conn.load::<IdRow>(done.writing()).await?;
             Ok(PurgeOutcome {
                 run: run_row(conn, id).await?,
                 abandoned,
@@ -480,7 +488,7 @@ where
                 .bind(Bind::BigInt(id))
                 .push(" RETURNING id");
             // The connection may be what failed; the purge's error is the one to report.
-            let _ = conn.load::<IdRow>(failed).await;
+            let _ = conn.load::<IdRow>(failed.writing()).await;
             Err(error)
         }
     }
@@ -512,7 +520,7 @@ where
             .push(", ")
             .bind(Bind::BigInt(size))
             .push("::integer)");
-        let counts = conn.load::<CountsRow>(batch).await?.pop().expect("one row");
+        let counts = conn.load::<CountsRow>(batch.writing()).await?.pop().expect("one row");
         progress(&run_row(conn, id).await?);
         done += 1;
         if counts.changes < size {

@@ -17,6 +17,36 @@ use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, sql_query};
 
 use crate::Error;
 
+/// The first statements of every script of the schema's: while it runs, names resolve in
+/// PostgreSQL's own schema alone, so no function, operator or type that the owner of the
+/// database (or of `public`) put on the session's path is chosen while a superuser installs,
+/// and none is built into the audit store's constraints. `SET LOCAL` lasts for the
+/// transaction the Diesel CLI runs each migration in; the caller's path is kept for
+/// `caller_search_path!`.
+macro_rules! pinned_search_path {
+    () => {
+        "SELECT pg_catalog.set_config('threadline_script.caller_search_path', \
+         pg_catalog.current_setting('search_path'), true);\n\
+         SET LOCAL search_path = pg_catalog, pg_temp;\n"
+    };
+}
+
+/// The last statement of every script of the schema's: gives the rest of the transaction
+/// (the Diesel CLI's record of the migration, say) the `search_path` it had before.
+macro_rules! caller_search_path {
+    () => {
+        "\nSELECT pg_catalog.set_config('search_path', \
+         pg_catalog.current_setting('threadline_script.caller_search_path'), true);\n"
+    };
+}
+
+/// A script of the schema's, between `pinned_search_path!` and `caller_search_path!`.
+macro_rules! script {
+    ($($part:expr),+ $(,)?) => {
+        concat!(pinned_search_path!(), $($part),+, caller_search_path!())
+    };
+}
+
 /// The schema version [`INSTALL_SQL`] creates.
 pub const SCHEMA_VERSION: i32 = 3;
 
@@ -25,11 +55,13 @@ pub const SCHEMA_VERSION: i32 = 3;
 pub const INSTALL_SQL: &str = concat!(
     "-- Threadline schema, version 3.\n",
     "-- Version 1 as released, then each upgrade in order.\n\n",
-    include_str!("../sql/install.sql"),
-    "\n",
-    include_str!("../sql/upgrade/2.sql"),
-    "\n",
-    include_str!("../sql/upgrade/3.sql"),
+    script!(
+        include_str!("../sql/install.sql"),
+        "\n",
+        include_str!("../sql/upgrade/2.sql"),
+        "\n",
+        include_str!("../sql/upgrade/3.sql"),
+    ),
 );
 
 /// One step from the version before it: its target version, the SQL that upgrades to it,
@@ -48,13 +80,13 @@ pub struct Upgrade {
 pub const UPGRADES: [Upgrade; 2] = [
     Upgrade {
         version: 2,
-        up: include_str!("../sql/upgrade/2.sql"),
-        down: include_str!("../sql/downgrade/2.sql"),
+        up: script!(include_str!("../sql/upgrade/2.sql")),
+        down: script!(include_str!("../sql/downgrade/2.sql")),
     },
     Upgrade {
         version: 3,
-        up: include_str!("../sql/upgrade/3.sql"),
-        down: include_str!("../sql/downgrade/3.sql"),
+        up: script!(include_str!("../sql/upgrade/3.sql")),
+        down: script!(include_str!("../sql/downgrade/3.sql")),
     },
 ];
 
@@ -64,7 +96,7 @@ pub fn upgrades_from(version: i32) -> impl Iterator<Item = &'static Upgrade> {
 }
 
 /// SQL that removes the `threadline` schema and every audit row with it.
-pub const UNINSTALL_SQL: &str = include_str!("../sql/uninstall.sql");
+pub const UNINSTALL_SQL: &str = script!(include_str!("../sql/uninstall.sql"));
 
 #[derive(QueryableByName)]
 struct Present {
@@ -78,15 +110,16 @@ struct VersionRow {
     version: Option<i32>,
 }
 
-/// The installed schema version, or `None` when Threadline is not installed.
+/// The installed schema version, or `None` when Threadline is not installed. Its queries
+/// name every function by its schema, so they run the same under any `search_path`.
 pub fn installed_version(conn: &mut PgConnection) -> Result<Option<i32>, Error> {
-    let schema = sql_query("SELECT to_regclass('threadline.schema_version') IS NOT NULL AS present")
+    let schema = sql_query("SELECT pg_catalog.to_regclass('threadline.schema_version') IS NOT NULL AS present")
         .get_result::<Present>(conn)?;
     if !schema.present {
         return Ok(None);
     }
-    let row =
-        sql_query("SELECT max(version) AS version FROM threadline.schema_version").get_result::<VersionRow>(conn)?;
+    let row = sql_query("SELECT pg_catalog.max(version) AS version FROM threadline.schema_version")
+        .get_result::<VersionRow>(conn)?;
     Ok(row.version)
 }
 
@@ -106,7 +139,7 @@ pub fn installed_version(conn: &mut PgConnection) -> Result<Option<i32>, Error> 
 pub fn install(conn: &mut PgConnection) -> Result<bool, Error> {
     conn.transaction(|conn| {
         // Nodes starting together install or upgrade one after the other.
-        conn.batch_execute("SELECT pg_advisory_xact_lock(7526752898406036334)")?;
+        conn.batch_execute("SELECT pg_catalog.pg_advisory_xact_lock(7526752898406036334)")?;
         install_locked(conn)
     })
 }

@@ -139,7 +139,7 @@ async fn upsert<C: Db>(conn: &mut C, owner: &ActorRef, name: &str, filter: &Filt
         .push(&format!(
             ") ON CONFLICT (owner, name) DO UPDATE SET query = excluded.query, updated_at = now() RETURNING {COLUMNS}"
         ));
-    conn.load::<ViewRow>(sql)
+    conn.load::<ViewRow>(sql.writing())
         .await?
         .pop()
         .expect("the saved row")
@@ -191,7 +191,7 @@ async fn remove<C: Db>(conn: &mut C, owner: &ActorRef, name: &str) -> Result<(),
         .push(" AND name = ")
         .bind(Bind::Text(name.trim().to_owned()))
         .push(&format!(" RETURNING {COLUMNS}"));
-    match conn.load::<ViewRow>(sql).await?.is_empty() {
+    match conn.load::<ViewRow>(sql.writing()).await?.is_empty() {
         true => Err(Error::NotFound { what: "saved view" }),
         false => Ok(()),
     }

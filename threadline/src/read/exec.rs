@@ -2,11 +2,13 @@
 //! async code over [`Db`]; on a blocking `PgConnection` that code never waits, so its
 //! future completes on the first poll.
 //!
-//! A query with a [`Plan`](super::sql::Plan) runs in a transaction of its own (a
-//! savepoint when the caller is in one) that sets the plan's settings and is rolled back
-//! after the rows are read: `SET LOCAL` lasts until that rollback, never longer. A read
-//! cancelled on the way leaves the connection in the transaction, which the pool then
-//! discards as broken.
+//! Every statement runs in a transaction of its own (a savepoint when the caller is in
+//! one) that sets its [`Plan`](super::sql::Plan)'s settings, the pinned `search_path`
+//! among them: `SET LOCAL` lasts until that transaction ends, never longer. A read is
+//! rolled back after its rows are read. A write is committed (its savepoint released),
+//! after which the caller's `search_path` is put back, since a released savepoint keeps
+//! its settings for the rest of the caller's transaction. A statement cancelled on the
+//! way leaves the connection in the transaction, which the pool then discards as broken.
 
 use std::future::Future;
 use std::pin::pin;
@@ -14,6 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::Pg;
+use diesel::sql_types::Text;
 use diesel::{PgConnection, QueryResult, QueryableByName};
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 
@@ -28,24 +31,48 @@ pub(crate) trait Db {
         R: QueryableByName<Pg> + Send + 'static;
 }
 
+/// The session's `search_path`, read through names no role but a superuser can shadow.
+const CALLER_PATH: &str = "SELECT pg_catalog.current_setting('search_path') AS path";
+/// Puts a `search_path` back for the rest of the caller's transaction; outside of one it
+/// changes nothing.
+const RESTORE_PATH: &str = "SELECT pg_catalog.set_config('search_path', $1, true) AS path";
+
+#[derive(QueryableByName)]
+struct PathRow {
+    #[diesel(sql_type = Text)]
+    path: String,
+}
+
 impl Db for AsyncPgConnection {
     async fn load<R>(&mut self, sql: Sql) -> Result<Vec<R>, Error>
     where
         R: QueryableByName<Pg> + Send + 'static,
     {
+        use diesel_async::RunQueryDsl;
         type Manager = diesel_async::AnsiTransactionManager;
-        let settings = sql.plan().settings();
+        let (settings, writes) = (sql.plan().settings(), sql.writes());
         let query = sql.into_query();
-        let Some(settings) = settings else {
-            return Ok(diesel_async::RunQueryDsl::load::<R>(query, self).await?);
+        let caller_path = match writes {
+            true => Some(diesel::sql_query(CALLER_PATH).get_result::<PathRow>(self).await?.path),
+            false => None,
         };
         <Manager as diesel_async::TransactionManager<_>>::begin_transaction(self).await?;
         let rows = match self.batch_execute(settings).await {
-            Ok(()) => diesel_async::RunQueryDsl::load::<R>(query, self).await,
+            Ok(()) => query.load::<R>(self).await,
             Err(error) => Err(error),
         };
-        let ended = <Manager as diesel_async::TransactionManager<_>>::rollback_transaction(self).await;
-        Ok(read_then_ended(rows, ended)?)
+        let ended = match writes && rows.is_ok() {
+            true => <Manager as diesel_async::TransactionManager<_>>::commit_transaction(self).await,
+            false => <Manager as diesel_async::TransactionManager<_>>::rollback_transaction(self).await,
+        };
+        let rows = read_then_ended(rows, ended)?;
+        if let Some(path) = caller_path {
+            diesel::sql_query(RESTORE_PATH)
+                .bind::<Text, _>(path)
+                .execute(self)
+                .await?;
+        }
+        Ok(rows)
     }
 }
 
@@ -54,31 +81,41 @@ impl Db for PgConnection {
     where
         R: QueryableByName<Pg> + Send + 'static,
     {
-        let settings = sql.plan().settings();
+        let (settings, writes) = (sql.plan().settings(), sql.writes());
         let query = sql.into_query();
-        Ok(planned(self, settings, |conn| {
+        Ok(guarded(self, settings, writes, |conn| {
             diesel::RunQueryDsl::load::<R>(query, conn)
         })?)
     }
 }
 
-/// Runs `read` on `conn` under `settings` (in a transaction rolled back after it), or as
-/// it is when there are none.
-pub(crate) fn planned<T>(
+/// Runs `statement` on `conn` under `settings`, in a transaction that is committed when
+/// it `writes` and succeeded, rolled back otherwise.
+fn guarded<T>(
     conn: &mut PgConnection,
-    settings: Option<&str>,
-    read: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
+    settings: &str,
+    writes: bool,
+    statement: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
 ) -> QueryResult<T> {
-    let Some(settings) = settings else {
-        return read(conn);
+    use diesel::RunQueryDsl;
+    let caller_path = match writes {
+        true => Some(diesel::sql_query(CALLER_PATH).get_result::<PathRow>(conn)?.path),
+        false => None,
     };
     AnsiTransactionManager::begin_transaction(conn)?;
-    let rows = conn.batch_execute(settings).and_then(|()| read(conn));
-    let ended = AnsiTransactionManager::rollback_transaction(conn);
-    read_then_ended(rows, ended)
+    let rows = conn.batch_execute(settings).and_then(|()| statement(conn));
+    let ended = match writes && rows.is_ok() {
+        true => AnsiTransactionManager::commit_transaction(conn),
+        false => AnsiTransactionManager::rollback_transaction(conn),
+    };
+    let rows = read_then_ended(rows, ended)?;
+    if let Some(path) = caller_path {
+        diesel::sql_query(RESTORE_PATH).bind::<Text, _>(path).execute(conn)?;
+    }
+    Ok(rows)
 }
 
-/// The rows of a read, or its error, or else the error of ending its transaction.
+/// The rows of a statement, or its error, or else the error of ending its transaction.
 fn read_then_ended<T>(rows: QueryResult<T>, ended: QueryResult<()>) -> QueryResult<T> {
     rows.and_then(|rows| ended.map(|()| rows))
 }

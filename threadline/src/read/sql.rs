@@ -16,9 +16,20 @@ pub(crate) enum Bind {
     TextArray(Vec<String>),
 }
 
-/// How a query is planned. A query with a plan other than [`Plan::Free`] runs in a
-/// transaction of its own (a savepoint inside the caller's), under settings that last
-/// until it ends, so they never reach the caller's next query.
+/// The settings every statement of the library runs under, in a transaction (or
+/// savepoint) of its own, followed by a plan's own: a `search_path` of PostgreSQL's own
+/// schema alone, so that no function, operator or type that a role able to create objects
+/// on the session's path (the owner of the database or of `public`) defined is ever
+/// chosen in place of a built-in one, whoever runs the read.
+macro_rules! pinned {
+    ($($setting:literal),*) => {
+        concat!("SET LOCAL search_path = pg_catalog, pg_temp" $(, "; SET LOCAL ", $setting)*)
+    };
+}
+
+/// How a query is planned. Every query runs in a transaction of its own (a savepoint
+/// inside the caller's) under settings that last until it ends, so they never reach the
+/// caller's next query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Plan {
     /// As the planner likes.
@@ -32,17 +43,22 @@ pub(crate) enum Plan {
 }
 
 impl Plan {
-    /// The settings a query of this plan runs under, if any.
-    pub(crate) fn settings(self) -> Option<&'static str> {
+    /// The settings a query of this plan runs under.
+    pub(crate) fn settings(self) -> &'static str {
         match self {
-            Plan::Free => None,
-            Plan::Walk => Some(
-                "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_hashjoin = off; \
-                 SET LOCAL enable_mergejoin = off; SET LOCAL enable_sort = off; SET LOCAL jit = off",
+            Plan::Free => pinned!(),
+            Plan::Walk => pinned!(
+                "enable_bitmapscan = off",
+                "enable_hashjoin = off",
+                "enable_mergejoin = off",
+                "enable_sort = off",
+                "jit = off"
             ),
-            Plan::Lookups => Some(
-                "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_hashjoin = off; \
-                 SET LOCAL enable_mergejoin = off; SET LOCAL jit = off",
+            Plan::Lookups => pinned!(
+                "enable_bitmapscan = off",
+                "enable_hashjoin = off",
+                "enable_mergejoin = off",
+                "jit = off"
             ),
         }
     }
@@ -55,6 +71,7 @@ pub(crate) struct Sql {
     text: String,
     binds: Vec<Bind>,
     plan: Plan,
+    writes: bool,
 }
 
 impl Sql {
@@ -63,7 +80,20 @@ impl Sql {
             text: text.to_owned(),
             binds: Vec::new(),
             plan: Plan::Free,
+            writes: false,
         }
+    }
+
+    /// The same statement, marked as one that changes data: its transaction is committed
+    /// (its savepoint released) instead of rolled back.
+    pub(crate) fn writing(mut self) -> Self {
+        self.writes = true;
+        self
+    }
+
+    /// Whether the statement changes data.
+    pub(crate) fn writes(&self) -> bool {
+        self.writes
     }
 
     /// The same query, planned as `plan` says.
@@ -133,6 +163,7 @@ impl Sql {
             text: format!("{prefix}{}{suffix}", self.text),
             binds: self.binds.clone(),
             plan: self.plan,
+            writes: self.writes,
         }
     }
 
