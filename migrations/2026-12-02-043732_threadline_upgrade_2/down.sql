@@ -1,5 +1,5 @@
-SELECT pg_catalog.set_config('threadline_script.caller_search_path', pg_catalog.current_setting('search_path'), true);
-SET LOCAL search_path = pg_catalog, pg_temp;
+SELECT pg_catalog.set_config('threadline_script.caller_search_path', pg_catalog.current_setting('search_path'), false);
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false);
 -- Reverts the Threadline schema upgrade to version 2: removes retention runs, export jobs,
 -- saved views and evidence (with their rows) and transaction_summary().
 DROP FUNCTION threadline.prune_evidence(timestamptz, text);
@@ -13,4 +13,4 @@ DROP TABLE threadline.retention_runs;
 DROP FUNCTION threadline.transaction_summary();
 DELETE FROM threadline.schema_version WHERE version = 2;
 
-SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('threadline_script.caller_search_path'), true);
+SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('threadline_script.caller_search_path'), false);

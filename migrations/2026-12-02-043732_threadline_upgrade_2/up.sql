@@ -1,5 +1,5 @@
-SELECT pg_catalog.set_config('threadline_script.caller_search_path', pg_catalog.current_setting('search_path'), true);
-SET LOCAL search_path = pg_catalog, pg_temp;
+SELECT pg_catalog.set_config('threadline_script.caller_search_path', pg_catalog.current_setting('search_path'), false);
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false);
 -- Threadline schema upgrade to version 2.
 --
 -- Adds the lifecycle of the trail: retention with its runs log, background export jobs,
@@ -242,4 +242,4 @@ $$;
 
 INSERT INTO threadline.schema_version (version) VALUES (2);
 
-SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('threadline_script.caller_search_path'), true);
+SELECT pg_catalog.set_config('search_path', pg_catalog.current_setting('threadline_script.caller_search_path'), false);

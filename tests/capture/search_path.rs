@@ -244,4 +244,54 @@ fn a_superuser_installs_under_the_database_owner_s_path_without_running_it() {
         Some(schema::SCHEMA_VERSION)
     );
     assert_eq!(search_path(&mut conn), "evil, pg_catalog, public");
+    let report = ok("health", HealthCheck::new().run_blocking(&mut conn));
+    assert_eq!(report.findings, [], "nothing of the owner's was built in");
+}
+
+#[test]
+fn health_names_what_an_unpinned_install_built_in_from_the_owner_s_path() {
+    let db = TestDatabase::empty().unwrap();
+    let mut admin = db.connect().unwrap();
+    exec(
+        &mut admin,
+        &format!("ALTER DATABASE \"{}\" OWNER TO {APP_ROLE}", db.name()),
+    );
+    let mut app = PgConnection::establish(&db.app_url().unwrap()).unwrap();
+    exec(
+        &mut app,
+        &format!(
+            "CREATE SCHEMA evil;
+             CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE sql AS 'SELECT pg_catalog.now()';
+             ALTER DATABASE \"{}\" SET search_path = evil, pg_catalog, public;",
+            db.name()
+        ),
+    );
+    // the schema's scripts as a superuser runs them without pinning the path
+    let mut conn = db.connect().unwrap();
+    exec(
+        &mut conn,
+        concat!(
+            include_str!("../../threadline/sql/install.sql"),
+            include_str!("../../threadline/sql/upgrade/2.sql"),
+            include_str!("../../threadline/sql/upgrade/3.sql"),
+        ),
+    );
+    let report = ok("health", HealthCheck::new().run_blocking(&mut conn));
+    let foreign: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.code == "foreign_dependency")
+        .map(|f| f.detail.as_str())
+        .collect();
+    assert!(!foreign.is_empty(), "{:?}", report.findings);
+    assert!(
+        foreign.iter().all(|d| d.contains("uses function evil.now()")),
+        "{foreign:?}"
+    );
+    assert!(
+        foreign
+            .iter()
+            .any(|d| d.contains("default value for column installed_at of table threadline.schema_version")),
+        "{foreign:?}"
+    );
 }

@@ -3,8 +3,7 @@
 //! It writes Diesel migrations: the schema install (`threadline install`) and the capture
 //! policies of the `#[derive(Audited)]` models (`threadline gen-triggers`). It prints the
 //! schema SQL, for installing Threadline with psql or any migration tool
-//! (`threadline install-sql | psql -1 "$DATABASE_URL"`: one transaction, which the script's
-//! pinned `search_path` needs), and reads the audit trail: the
+//! (`threadline install-sql | psql -1 "$DATABASE_URL"`), and reads the audit trail: the
 //! timeline, a row's history, a row as of a time, one transaction's changes, and exports;
 //! and checks that capture is whole (`threadline health`).
 

@@ -19,6 +19,10 @@
 //! `synchronous_commit=off` for `THREADLINE_BENCH_SECONDS` (default 5) per variant and
 //! reports transactions per second (`*_tps`) and the mean transaction time (`*_ms`).
 //!
+//! `storage` writes `THREADLINE_BENCH_ROWS` inserts and as many updates of every row to an
+//! audited table of a fresh database, vacuums the audit tables, and reports the bytes per
+//! captured change of each audit table (with its TOAST) and index, and their total.
+//!
 //! `THREADLINE_BENCH_DROP_INDEXES` (a comma-separated list of index names in schema
 //! `threadline`, such as `audit_changes_timeline_idx`) drops those indexes first, to price
 //! what each read index costs the writes.
@@ -28,7 +32,8 @@
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection};
+use diesel::sql_types::{BigInt, Text};
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use serde_json::{Value, json};
 use threadline::testing::TestDatabase;
 
@@ -302,6 +307,52 @@ fn oltp(conn: &mut PgConnection, url: &str, seconds: u64) -> Value {
     })
 }
 
+#[derive(QueryableByName)]
+struct Size {
+    #[diesel(sql_type = Text)]
+    relation: String,
+    #[diesel(sql_type = BigInt)]
+    bytes: i64,
+}
+
+/// Bytes per change of every audit table and index after `rows` inserts and `rows` updates.
+fn storage(rows: u64) -> Value {
+    let db = TestDatabase::new().expect("benchmark database");
+    let mut conn = db.connect().expect("connect");
+    Variant::Audited.create(&mut conn);
+    run(&mut conn, &Variant::Audited.bulk_sql("insert", rows));
+    run(&mut conn, &Variant::Audited.bulk_sql("update", rows));
+    run(
+        &mut conn,
+        "VACUUM threadline.audit_changes, threadline.audit_transactions",
+    );
+    let sizes: Vec<Size> = diesel::sql_query(
+        "SELECT c.relname::text AS relation,
+                CASE c.relkind WHEN 'i' THEN pg_relation_size(c.oid) ELSE pg_table_size(c.oid) END AS bytes
+           FROM pg_class c
+          WHERE c.oid IN ('threadline.audit_changes'::regclass, 'threadline.audit_transactions'::regclass)
+             OR c.oid IN (SELECT indexrelid FROM pg_index
+                           WHERE indrelid IN ('threadline.audit_changes'::regclass,
+                                              'threadline.audit_transactions'::regclass))
+          ORDER BY bytes DESC, relation",
+    )
+    .load(&mut conn)
+    .expect("relation sizes");
+    let changes = 2.0 * rows as f64;
+    let per_change = |bytes: i64| (bytes as f64 / changes * 10.0).round() / 10.0;
+    let total: i64 = sizes.iter().map(|s| s.bytes).sum();
+    let relations: serde_json::Map<String, Value> = sizes
+        .iter()
+        .map(|s| (s.relation.clone(), json!(per_change(s.bytes))))
+        .collect();
+    json!({
+        "scenario": "storage",
+        "changes": 2 * rows,
+        "bytes_per_change": relations,
+        "total_bytes_per_change": per_change(total),
+    })
+}
+
 fn main() {
     let rows = env_number("THREADLINE_BENCH_ROWS", 100_000);
     let repeat = env_number("THREADLINE_BENCH_REPEAT", 3).max(1);
@@ -327,4 +378,5 @@ fn main() {
         println!("{line}");
     }
     println!("{}", oltp(&mut conn, db.url(), seconds));
+    println!("{}", storage(rows));
 }

@@ -199,6 +199,45 @@ struct TableRow {
 }
 
 #[derive(QueryableByName)]
+struct ForeignRow {
+    #[diesel(sql_type = Text)]
+    dependent: String,
+    #[diesel(sql_type = Text)]
+    referenced: String,
+}
+
+/// Every part of schema `threadline` (a default, a constraint, an index, a column's type, a
+/// function's signature, a trigger or view on its tables) that uses a function, operator,
+/// type or collation of another schema than `pg_catalog` and `threadline`: code a role
+/// other than the installer may have written, run by whoever writes or reads the trail.
+/// An install run under another role's `search_path` leaves such references.
+const FOREIGN_DEPENDENCIES: &str = "
+    SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid) AS dependent,
+           pg_describe_object(d.refclassid, d.refobjid, 0) AS referenced
+      FROM pg_depend d
+     CROSS JOIN LATERAL (SELECT CASE d.classid
+            WHEN 'pg_class'::regclass THEN (SELECT relnamespace FROM pg_class WHERE oid = d.objid)
+            WHEN 'pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_attrdef a
+                                                JOIN pg_class c ON c.oid = a.adrelid WHERE a.oid = d.objid)
+            WHEN 'pg_constraint'::regclass THEN (SELECT connamespace FROM pg_constraint WHERE oid = d.objid)
+            WHEN 'pg_proc'::regclass THEN (SELECT pronamespace FROM pg_proc WHERE oid = d.objid)
+            WHEN 'pg_type'::regclass THEN (SELECT typnamespace FROM pg_type WHERE oid = d.objid)
+            WHEN 'pg_trigger'::regclass THEN (SELECT c.relnamespace FROM pg_trigger t
+                                                JOIN pg_class c ON c.oid = t.tgrelid WHERE t.oid = d.objid)
+            WHEN 'pg_rewrite'::regclass THEN (SELECT c.relnamespace FROM pg_rewrite r
+                                                JOIN pg_class c ON c.oid = r.ev_class WHERE r.oid = d.objid)
+            END AS nsp) dep
+     CROSS JOIN LATERAL (SELECT CASE d.refclassid
+            WHEN 'pg_proc'::regclass THEN (SELECT pronamespace FROM pg_proc WHERE oid = d.refobjid)
+            WHEN 'pg_operator'::regclass THEN (SELECT oprnamespace FROM pg_operator WHERE oid = d.refobjid)
+            WHEN 'pg_type'::regclass THEN (SELECT typnamespace FROM pg_type WHERE oid = d.refobjid)
+            WHEN 'pg_collation'::regclass THEN (SELECT collnamespace FROM pg_collation WHERE oid = d.refobjid)
+            END AS nsp) ref
+     WHERE dep.nsp = 'threadline'::regnamespace
+       AND ref.nsp NOT IN ('pg_catalog'::regnamespace, 'threadline'::regnamespace)
+     ORDER BY 1, 2";
+
+#[derive(QueryableByName)]
 struct InstallRow {
     #[diesel(sql_type = Integer)]
     version: i32,
@@ -253,6 +292,24 @@ async fn check<C: Db>(conn: &mut C, options: &HealthCheck) -> Result<HealthRepor
             fix: f.fix,
         })
         .collect();
+    for foreign in conn.load::<ForeignRow>(Sql::new(FOREIGN_DEPENDENCIES)).await? {
+        findings.push(Finding {
+            severity: Severity::Error,
+            table: None,
+            code: "foreign_dependency".to_owned(),
+            detail: format!(
+                "{} uses {}, which is defined outside pg_catalog and threadline: it runs with the \
+                 privileges of whoever writes or reads the audit trail",
+                foreign.dependent, foreign.referenced
+            ),
+            fix: format!(
+                "Drop {} with CASCADE as a superuser (which removes the reference), then put back what the \
+                 reference did by installing this release's SQL into a new database, which resolves every \
+                 name in pg_catalog.",
+                foreign.referenced
+            ),
+        });
+    }
     if version < SCHEMA_VERSION {
         findings.push(Finding {
             severity: Severity::Warning,

@@ -20,23 +20,25 @@ use crate::Error;
 /// The first statements of every script of the schema's: while it runs, names resolve in
 /// PostgreSQL's own schema alone, so no function, operator or type that the owner of the
 /// database (or of `public`) put on the session's path is chosen while a superuser installs,
-/// and none is built into the audit store's constraints. `SET LOCAL` lasts for the
-/// transaction the Diesel CLI runs each migration in; the caller's path is kept for
-/// `caller_search_path!`.
+/// and none is built into the audit store's defaults, constraints or indexes. The setting
+/// is the session's, so it holds whether or not the script runs in one transaction (psql
+/// runs each statement in its own unless given `-1`); the caller's path is kept for
+/// `caller_search_path!`. A script that fails in a transaction leaves the path as it was;
+/// one that fails outside of one leaves it pinned.
 macro_rules! pinned_search_path {
     () => {
         "SELECT pg_catalog.set_config('threadline_script.caller_search_path', \
-         pg_catalog.current_setting('search_path'), true);\n\
-         SET LOCAL search_path = pg_catalog, pg_temp;\n"
+         pg_catalog.current_setting('search_path'), false);\n\
+         SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false);\n"
     };
 }
 
-/// The last statement of every script of the schema's: gives the rest of the transaction
-/// (the Diesel CLI's record of the migration, say) the `search_path` it had before.
+/// The last statement of every script of the schema's: gives the session (and the Diesel
+/// CLI's record of the migration that follows) the `search_path` it had before.
 macro_rules! caller_search_path {
     () => {
         "\nSELECT pg_catalog.set_config('search_path', \
-         pg_catalog.current_setting('threadline_script.caller_search_path'), true);\n"
+         pg_catalog.current_setting('threadline_script.caller_search_path'), false);\n"
     };
 }
 

@@ -67,10 +67,12 @@ impl Db for AsyncPgConnection {
         };
         let rows = read_then_ended(rows, ended)?;
         if let Some(path) = caller_path {
-            diesel::sql_query(RESTORE_PATH)
+            // The write is committed, so it is reported as done whatever this returns; a
+            // caller's transaction left with the pinned path fails closed.
+            let _ = diesel::sql_query(RESTORE_PATH)
                 .bind::<Text, _>(path)
                 .execute(self)
-                .await?;
+                .await;
         }
         Ok(rows)
     }
@@ -110,7 +112,8 @@ fn guarded<T>(
     };
     let rows = read_then_ended(rows, ended)?;
     if let Some(path) = caller_path {
-        diesel::sql_query(RESTORE_PATH).bind::<Text, _>(path).execute(conn)?;
+        // As for the async twin: the write is done whatever this returns.
+        let _ = diesel::sql_query(RESTORE_PATH).bind::<Text, _>(path).execute(conn);
     }
     Ok(rows)
 }

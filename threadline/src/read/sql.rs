@@ -151,10 +151,13 @@ impl Sql {
         &self.text
     }
 
-    /// The same query behind `prefix`, such as `EXPLAIN `.
+    /// The same query behind `prefix`, such as `EXPLAIN `, as a read: rolled back.
     #[cfg(all(test, feature = "testing"))]
     pub(crate) fn prefixed(&self, prefix: &str) -> Sql {
-        self.wrapped(prefix, "")
+        Sql {
+            writes: false,
+            ..self.wrapped(prefix, "")
+        }
     }
 
     /// The same query between `prefix` and `suffix`, such as a subquery of a count.
