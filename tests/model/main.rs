@@ -8,8 +8,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde_json::json;
 use threadline::model::{Field, RowAsOf};
-use threadline::read::Op;
-use threadline::{Action, ActorRef, AuditContext, Audited, Error};
+use threadline::read::{Op, Restriction};
+use threadline::{Action, ActorRef, AuditContext, Audited, Error, Reader};
 
 diesel::table! {
     users (id) {
@@ -355,4 +355,42 @@ fn history_decodes_each_version_with_the_policy_it_was_captured_under() {
     let rest = User::history_page_blocking(&mut conn, 1, first.next_cursor.as_ref(), 2).unwrap();
     assert_eq!(rest.entries, versions[2..]);
     assert!(rest.next_cursor.is_none());
+}
+
+#[test]
+fn a_scoped_reader_applies_its_scope_to_typed_history() {
+    let (_db, mut conn) = setup();
+    for (id, tenant) in [(1, "acme"), (2, "globex")] {
+        let ctx = as_admin("user_created").with_tenant_id(tenant).unwrap();
+        let written = threadline::blocking::transaction(&mut conn, &ctx, |conn| {
+            conn.batch_execute(&format!(
+                "INSERT INTO users VALUES ({id}, 'u{id}@example.com', 'U{id}', 'hash', now())"
+            ))?;
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        assert!(written.transaction_id.is_some());
+    }
+    let acme = Reader::scoped(|_| Restriction::new().tenant("acme"));
+    let reads = acme.blocking();
+
+    let own = reads.typed_history_page::<User>(&mut conn, &1, None, 10).unwrap();
+    let [created] = own.entries.as_slice() else {
+        panic!("{own:?}")
+    };
+    assert_eq!(created.row.as_ref().unwrap().name, Field::Value("U1".to_owned()));
+    assert!(matches!(
+        reads.typed_as_of::<User>(&mut conn, &1, Utc::now()),
+        Ok(RowAsOf::Found(_))
+    ));
+
+    let hidden = reads.typed_history_page::<User>(&mut conn, &2, None, 10);
+    assert!(matches!(hidden, Err(Error::NotFound { .. })), "{hidden:?}");
+    let hidden = reads.typed_as_of::<User>(&mut conn, &2, Utc::now());
+    assert!(matches!(hidden, Err(Error::NotFound { .. })), "{hidden:?}");
+    assert_eq!(
+        User::history_blocking(&mut conn, 2).unwrap().entries.len(),
+        1,
+        "the generated accessors read the whole trail"
+    );
 }

@@ -8,7 +8,9 @@
 //! declares now, so a policy changed since never turns a stored placeholder into a value. It
 //! also adds `Post::history`,
 //! `Post::history_page` and `Post::as_of` (async) and their `_blocking` twins, which call the
-//! functions of this module.
+//! functions of this module and read the whole trail; under a host scope (one tenant's
+//! support staff, say), read through a scoped [`Reader`]: [`Reader::typed_history_page`],
+//! [`Reader::typed_as_of`].
 
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
@@ -17,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::read::{AsOf, Change, Cursor, DEFAULT_HISTORY_LIMIT, Op, Page, Reader, RowKey, TableName};
+use crate::read::{AsOf, BlockingReader, Change, Cursor, DEFAULT_HISTORY_LIMIT, Op, Page, Reader, RowKey, TableName};
 use crate::{ActorRef, Error};
 
 /// A model whose table Threadline audits. Implemented by `#[derive(Audited)]`, which also
@@ -268,7 +270,67 @@ fn decode_as_of<S: Snapshot>(state: AsOf) -> Result<RowAsOf<S>, Error> {
     })
 }
 
-/// A row's newest versions (up to [`DEFAULT_HISTORY_LIMIT`]), newest first.
+impl Reader {
+    /// One page of the versions of `M`'s row `key`, newest first, after `cursor`, under
+    /// this reader's scope: what `Post::history_page` reads, for a scoped reader.
+    /// [`Error::NotFound`] when nothing was captured for it (or the scope hides it).
+    ///
+    /// ```no_run
+    /// # use threadline::{Audited, Reader, read::Restriction};
+    /// # async fn demo<M: Audited<Key = i64>>(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), threadline::Error> {
+    /// let acme = Reader::scoped(|_| Restriction::new().tenant("acme"));
+    /// let page = acme.typed_history_page::<M>(conn, &42, None, 50).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn typed_history_page<M: Audited>(
+        &self,
+        conn: &mut AsyncPgConnection,
+        key: &M::Key,
+        cursor: Option<&Cursor>,
+        page_size: usize,
+    ) -> Result<Page<Version<M::Snapshot>>, Error> {
+        let page = self
+            .row_history_page(conn, &M::table(), &M::row_key(key), cursor, page_size)
+            .await?;
+        decode_page(page)
+    }
+
+    /// `M`'s row `key` as it was at `at`, under this reader's scope: what `Post::as_of`
+    /// reads, for a scoped reader.
+    pub async fn typed_as_of<M: Audited>(
+        &self,
+        conn: &mut AsyncPgConnection,
+        key: &M::Key,
+        at: DateTime<Utc>,
+    ) -> Result<RowAsOf<M::Snapshot>, Error> {
+        decode_as_of(self.as_of(conn, &M::table(), &M::row_key(key), at).await?)
+    }
+}
+
+impl BlockingReader<'_> {
+    /// See [`Reader::typed_history_page`].
+    pub fn typed_history_page<M: Audited>(
+        &self,
+        conn: &mut PgConnection,
+        key: &M::Key,
+        cursor: Option<&Cursor>,
+        page_size: usize,
+    ) -> Result<Page<Version<M::Snapshot>>, Error> {
+        decode_page(self.row_history_page(conn, &M::table(), &M::row_key(key), cursor, page_size)?)
+    }
+
+    /// See [`Reader::typed_as_of`].
+    pub fn typed_as_of<M: Audited>(
+        &self,
+        conn: &mut PgConnection,
+        key: &M::Key,
+        at: DateTime<Utc>,
+    ) -> Result<RowAsOf<M::Snapshot>, Error> {
+        decode_as_of(self.as_of(conn, &M::table(), &M::row_key(key), at)?)
+    }
+}
+
+/// A row's newest versions (up to [`DEFAULT_HISTORY_LIMIT`]), newest first, unscoped.
 pub async fn history<M: Audited>(
     conn: &mut AsyncPgConnection,
     key: &M::Key,
@@ -276,26 +338,26 @@ pub async fn history<M: Audited>(
     history_page::<M>(conn, key, None, DEFAULT_HISTORY_LIMIT).await
 }
 
-/// One page of a row's versions, newest first, after `cursor`.
+/// One page of a row's versions, newest first, after `cursor`, unscoped
+/// ([`Reader::typed_history_page`] reads under a scope).
 pub async fn history_page<M: Audited>(
     conn: &mut AsyncPgConnection,
     key: &M::Key,
     cursor: Option<&Cursor>,
     page_size: usize,
 ) -> Result<Page<Version<M::Snapshot>>, Error> {
-    let page = Reader::new()
-        .row_history_page(conn, &M::table(), &M::row_key(key), cursor, page_size)
-        .await?;
-    decode_page(page)
+    Reader::new()
+        .typed_history_page::<M>(conn, key, cursor, page_size)
+        .await
 }
 
-/// The row as it was at `at`.
+/// The row as it was at `at`, unscoped ([`Reader::typed_as_of`] reads under a scope).
 pub async fn as_of<M: Audited>(
     conn: &mut AsyncPgConnection,
     key: &M::Key,
     at: DateTime<Utc>,
 ) -> Result<RowAsOf<M::Snapshot>, Error> {
-    decode_as_of(Reader::new().as_of(conn, &M::table(), &M::row_key(key), at).await?)
+    Reader::new().typed_as_of::<M>(conn, key, at).await
 }
 
 /// [`history`] on a blocking connection.
@@ -313,10 +375,9 @@ pub fn history_page_blocking<M: Audited>(
     cursor: Option<&Cursor>,
     page_size: usize,
 ) -> Result<Page<Version<M::Snapshot>>, Error> {
-    let page = Reader::new()
+    Reader::new()
         .blocking()
-        .row_history_page(conn, &M::table(), &M::row_key(key), cursor, page_size)?;
-    decode_page(page)
+        .typed_history_page::<M>(conn, key, cursor, page_size)
 }
 
 /// [`as_of`] on a blocking connection.
@@ -325,11 +386,7 @@ pub fn as_of_blocking<M: Audited>(
     key: &M::Key,
     at: DateTime<Utc>,
 ) -> Result<RowAsOf<M::Snapshot>, Error> {
-    decode_as_of(
-        Reader::new()
-            .blocking()
-            .as_of(conn, &M::table(), &M::row_key(key), at)?,
-    )
+    Reader::new().blocking().typed_as_of::<M>(conn, key, at)
 }
 
 /// A key field's value as the reads take it: text the key column's type parses.
