@@ -6,6 +6,7 @@ mod support;
 mod actions;
 mod context;
 mod job;
+mod rules;
 
 /// The audited table every write-path test writes to.
 const SCHEMA: &str = "CREATE TABLE posts (id int PRIMARY KEY, title text);

@@ -126,24 +126,15 @@ impl Parse for Args {
 /// The rules of `threadline::Action::new`, checked at compile time.
 fn check_action_name(action: &LitStr) -> syn::Result<()> {
     let name = action.value();
-    if name.is_empty() {
-        return Err(hint(action.span(), "the action's name is empty", CORRECT));
-    }
-    let valid = name.len() <= 128
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.:-".contains(c));
-    if !valid {
-        return Err(hint(
+    match threadline_syntax::action_name_problem(&name) {
+        None => Ok(()),
+        Some(problem) if name.is_empty() => Err(hint(action.span(), problem, CORRECT)),
+        Some(problem) => Err(hint(
             action.span(),
-            format!(
-                "invalid action name {name:?}: it must be 1 to 128 characters of a-z, 0-9, _ . : -, starting with a letter"
-            ),
+            format!("invalid action name {name:?}: {problem}"),
             CORRECT,
-        ));
+        )),
     }
-    Ok(())
 }
 
 /// The path of a type, seen through references and parentheses.

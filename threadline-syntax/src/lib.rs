@@ -292,6 +292,29 @@ pub fn infer_table_name(name: &str) -> String {
     out
 }
 
+/// Why `name` cannot name an action, or `None` when it can: 1 to 128 characters of `a-z`,
+/// `0-9`, `_ . : -`, starting with a letter. The same rule as `threadline::Action::new` and
+/// SQL's `threadline.record_action`, which cannot share this code; the workspace's
+/// `tests/write_path/rules.rs` runs one table of names through all three.
+///
+/// ```
+/// use threadline_syntax::action_name_problem;
+///
+/// assert_eq!(action_name_problem("post_created"), None);
+/// assert!(action_name_problem("Post created").is_some());
+/// ```
+pub fn action_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("the action's name is empty");
+    }
+    let valid = name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.:-".contains(c));
+    (!valid).then_some("it must be 1 to 128 characters of a-z, 0-9, _ . : -, starting with a letter")
+}
+
 /// The candidate closest to `word`, when it is a plausible typo of it. (The core crate has
 /// its own copy: it must not depend on `syn`.)
 pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {

@@ -112,7 +112,9 @@ impl TryFrom<RawContext> for AuditContext {
 /// The longest request id, correlation id, tenant id or action reason, in bytes.
 pub const MAX_LABEL_BYTES: usize = 256;
 
-/// Checks an identifier-like value: 1 to [`MAX_LABEL_BYTES`] bytes without control characters.
+/// Checks an identifier-like value: 1 to [`MAX_LABEL_BYTES`] bytes without control characters
+/// (SQL's `threadline.validate_label`, held to the same table of values by
+/// `tests/write_path/rules.rs`).
 pub(crate) fn label(field: &'static str, value: impl Into<String>) -> Result<String, Error> {
     let value = value.into();
     if value.is_empty() || value.len() > MAX_LABEL_BYTES || value.chars().any(char::is_control) {
@@ -306,7 +308,9 @@ impl TryFrom<RawAction> for Action {
 
 impl Action {
     /// An action named with 1 to 128 characters of `a-z`, `0-9`, `_`, `.`, `:` or `-`,
-    /// starting with a letter.
+    /// starting with a letter. (The macros check the same rule with
+    /// `threadline_syntax::action_name_problem`, and SQL with `threadline.record_action`:
+    /// `tests/write_path/rules.rs` holds the three to one table of names.)
     pub fn new(name: impl Into<String>) -> Result<Self, Error> {
         let name = name.into();
         let valid = name.len() <= 128

@@ -21,4 +21,60 @@ DROP INDEX threadline.audit_changes_row_history_idx;
 CREATE INDEX audit_changes_row_history_idx ON threadline.audit_changes
     ((hashtextextended(table_schema || '.' || table_name, jsonb_hash_extended(table_pk, 0))), captured_at, id);
 
+-- An action's reason is a label, as the Rust API has always checked it (1 to 256 bytes
+-- without control characters): record_action took any text. The rest is unchanged.
+CREATE OR REPLACE FUNCTION threadline.record_action(action jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_key text;
+    v_name text;
+    v_status text;
+    v_actor jsonb;
+    v_id bigint;
+BEGIN
+    IF action IS NULL OR jsonb_typeof(action) <> 'object' THEN
+        RAISE EXCEPTION 'threadline: an action must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR v_key IN SELECT jsonb_object_keys(action) LOOP
+        IF v_key NOT IN ('name', 'actor', 'status', 'verb', 'category', 'reason', 'comment',
+                         'request_id', 'correlation_id', 'job_id', 'tenant_id') THEN
+            RAISE EXCEPTION 'threadline: unknown action key "%"', v_key
+                USING ERRCODE = '22023',
+                      HINT = 'Known keys: name, actor, status, verb, category, reason, comment, request_id, correlation_id, job_id, tenant_id.';
+        END IF;
+    END LOOP;
+    v_name := action ->> 'name';
+    IF jsonb_typeof(action -> 'name') IS DISTINCT FROM 'string'
+       OR v_name !~ '^[a-z][a-z0-9_.:-]{0,127}$' THEN
+        RAISE EXCEPTION 'threadline: an action name must be 1 to 128 characters of a-z, 0-9, "_", ".", ":" or "-", starting with a letter'
+            USING ERRCODE = '22023', HINT = 'The correct format looks like "post_created".';
+    END IF;
+    v_actor := threadline.validate_actor(action -> 'actor');
+    IF v_actor IS NULL THEN
+        RAISE EXCEPTION 'threadline: action "%" has no actor', v_name
+            USING ERRCODE = '22023', HINT = 'Every action names who did it; use {"type": "system", "id": "..."} for the system.';
+    END IF;
+    v_status := coalesce(threadline.validate_label('status', action -> 'status'), 'ok');
+    IF v_status NOT IN ('ok', 'error') THEN
+        RAISE EXCEPTION 'threadline: action status must be "ok" or "error", got "%"', v_status
+            USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO threadline.audit_actions
+        (name, actor, status, verb, category, reason, comment, request_id, correlation_id, job_id, tenant_id)
+    VALUES (
+        v_name, v_actor, v_status,
+        threadline.validate_label('verb', action -> 'verb'),
+        threadline.validate_label('category', action -> 'category'),
+        threadline.validate_label('reason', action -> 'reason'),
+        threadline.optional_text('comment', action -> 'comment'),
+        threadline.validate_label('request_id', action -> 'request_id'),
+        threadline.validate_label('correlation_id', action -> 'correlation_id'),
+        threadline.validate_label('job_id', action -> 'job_id'),
+        threadline.validate_label('tenant_id', action -> 'tenant_id')
+    )
+    RETURNING id INTO v_id;
+    RETURN v_id;
+END
+$$;
+
 INSERT INTO threadline.schema_version (version) VALUES (3);
