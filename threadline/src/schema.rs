@@ -5,11 +5,15 @@
 //! lacks; the repository's `migrations/` folder shows both); apps that migrate in code call
 //! [`install`] at start-up.
 //!
-//! A released version is never edited. The next version's changes go in
-//! `sql/upgrade/<version>.sql` (ending with its `schema_version` row) and
-//! `sql/downgrade/<version>.sql`, an entry in [`UPGRADES`], and a bump of
-//! [`SCHEMA_VERSION`]; [`INSTALL_SQL`] is version 1 followed by every upgrade in order, so
-//! a fresh install and an upgraded one are the same schema by construction.
+//! Version 1 is `sql/install/`, one file per part of the schema (tables, context, policy,
+//! reads, schema changes, health, privileges), joined in order. A released version is never
+//! edited. The next version's changes go in `sql/upgrade/<version>.sql` (ending with its
+//! `schema_version` row) and `sql/downgrade/<version>.sql`, an entry in [`UPGRADES`], and a
+//! bump of [`SCHEMA_VERSION`]. A function an upgrade changes is replaced whole with `CREATE
+//! OR REPLACE FUNCTION` (which keeps its owner and grants), and its downgrade puts the
+//! previous body back. [`INSTALL_SQL`] is version 1 followed by every upgrade in order, so a
+//! fresh install and an upgraded one are the same schema by construction (the install test
+//! compares their catalogs), and every script runs with its `search_path` pinned.
 
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Bool, Integer, Nullable};
@@ -42,6 +46,22 @@ macro_rules! caller_search_path {
     };
 }
 
+/// Version 1 as released, byte for byte: `sql/install/`'s files in the order of their
+/// numbers, one per part of the schema.
+macro_rules! version_1 {
+    () => {
+        concat!(
+            include_str!("../sql/install/01-tables.sql"),
+            include_str!("../sql/install/02-context.sql"),
+            include_str!("../sql/install/03-policy.sql"),
+            include_str!("../sql/install/04-reads.sql"),
+            include_str!("../sql/install/05-schema-changes.sql"),
+            include_str!("../sql/install/06-health.sql"),
+            include_str!("../sql/install/07-privileges.sql"),
+        )
+    };
+}
+
 /// A script of the schema's, between `pinned_search_path!` and `caller_search_path!`.
 macro_rules! script {
     ($($part:expr),+ $(,)?) => {
@@ -58,7 +78,7 @@ pub const INSTALL_SQL: &str = concat!(
     "-- Threadline schema, version 3.\n",
     "-- Version 1 as released, then each upgrade in order.\n\n",
     script!(
-        include_str!("../sql/install.sql"),
+        version_1!(),
         "\n",
         include_str!("../sql/upgrade/2.sql"),
         "\n",
