@@ -5,9 +5,11 @@
 //! Every statement runs in a transaction of its own (a savepoint when the caller is in
 //! one) that sets its [`Plan`](super::sql::Plan)'s settings, the pinned `search_path`
 //! among them: `SET LOCAL` lasts until that transaction ends, never longer. A read is
-//! rolled back after its rows are read. A write is committed (its savepoint released),
-//! after which the caller's `search_path` is put back, since a released savepoint keeps
-//! its settings for the rest of the caller's transaction. A statement cancelled on the
+//! rolled back after its rows are read. A write is committed (its savepoint released); in
+//! the caller's transaction the caller's `search_path` is then put back, since a released
+//! savepoint keeps its settings for the rest of that transaction. Outside of one, a
+//! statement costs two round trips more than it would alone: `BEGIN` with the settings,
+//! and the end. A statement cancelled on the
 //! way leaves the connection in the transaction, which the pool then discards as broken.
 
 use std::future::Future;
@@ -49,21 +51,31 @@ impl Db for AsyncPgConnection {
         R: QueryableByName<Pg> + Send + 'static,
     {
         use diesel_async::RunQueryDsl;
+        use diesel_async::TransactionManager as _;
         type Manager = diesel_async::AnsiTransactionManager;
         let (settings, writes) = (sql.plan().settings(), sql.writes());
         let query = sql.into_query();
-        let caller_path = match writes {
-            true => Some(diesel::sql_query(CALLER_PATH).get_result::<PathRow>(self).await?.path),
-            false => None,
+        // Outside the caller's transaction, one round trip begins ours and sets it up.
+        let caller_path = match Manager::begin_transaction_sql(self, &format!("BEGIN; {settings}")).await {
+            Ok(()) => None,
+            Err(diesel::result::Error::AlreadyInTransaction) => {
+                let path = match writes {
+                    true => Some(diesel::sql_query(CALLER_PATH).get_result::<PathRow>(self).await?.path),
+                    false => None,
+                };
+                Manager::begin_transaction(self).await?;
+                if let Err(error) = self.batch_execute(settings).await {
+                    let _ = Manager::rollback_transaction(self).await;
+                    return Err(error.into());
+                }
+                path
+            }
+            Err(error) => return Err(error.into()),
         };
-        <Manager as diesel_async::TransactionManager<_>>::begin_transaction(self).await?;
-        let rows = match self.batch_execute(settings).await {
-            Ok(()) => query.load::<R>(self).await,
-            Err(error) => Err(error),
-        };
+        let rows = query.load::<R>(self).await;
         let ended = match writes && rows.is_ok() {
-            true => <Manager as diesel_async::TransactionManager<_>>::commit_transaction(self).await,
-            false => <Manager as diesel_async::TransactionManager<_>>::rollback_transaction(self).await,
+            true => Manager::commit_transaction(self).await,
+            false => Manager::rollback_transaction(self).await,
         };
         let rows = read_then_ended(rows, ended)?;
         if let Some(path) = caller_path {
@@ -92,7 +104,8 @@ impl Db for PgConnection {
 }
 
 /// Runs `statement` on `conn` under `settings`, in a transaction that is committed when
-/// it `writes` and succeeded, rolled back otherwise.
+/// it `writes` and succeeded, rolled back otherwise: the blocking twin of the async
+/// `load`, step for step.
 fn guarded<T>(
     conn: &mut PgConnection,
     settings: &str,
@@ -100,12 +113,23 @@ fn guarded<T>(
     statement: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
 ) -> QueryResult<T> {
     use diesel::RunQueryDsl;
-    let caller_path = match writes {
-        true => Some(diesel::sql_query(CALLER_PATH).get_result::<PathRow>(conn)?.path),
-        false => None,
+    let caller_path = match AnsiTransactionManager::begin_transaction_sql(conn, &format!("BEGIN; {settings}")) {
+        Ok(()) => None,
+        Err(diesel::result::Error::AlreadyInTransaction) => {
+            let path = match writes {
+                true => Some(diesel::sql_query(CALLER_PATH).get_result::<PathRow>(conn)?.path),
+                false => None,
+            };
+            AnsiTransactionManager::begin_transaction(conn)?;
+            if let Err(error) = conn.batch_execute(settings) {
+                let _ = AnsiTransactionManager::rollback_transaction(conn);
+                return Err(error);
+            }
+            path
+        }
+        Err(error) => return Err(error),
     };
-    AnsiTransactionManager::begin_transaction(conn)?;
-    let rows = conn.batch_execute(settings).and_then(|()| statement(conn));
+    let rows = statement(conn);
     let ended = match writes && rows.is_ok() {
         true => AnsiTransactionManager::commit_transaction(conn),
         false => AnsiTransactionManager::rollback_transaction(conn),
