@@ -51,7 +51,7 @@ pub struct Finding {
     /// A stable code: `trigger_missing`, `trigger_disabled`, `trigger_replica_only`,
     /// `trigger_duplicated`, `capture_stale`, `key_not_unique`, `table_missing`,
     /// `capture_owner`, `event_triggers_missing`, `event_trigger_disabled`,
-    /// `require_actor_off` or `schema_outdated`.
+    /// `require_actor_off`, `schema_outdated`, `schema_owner` or `foreign_dependency`.
     pub code: String,
     /// What is wrong, naming objects, never row values.
     pub detail: String,
@@ -237,6 +237,18 @@ const FOREIGN_DEPENDENCIES: &str = "
        AND ref.nsp NOT IN ('pg_catalog'::regnamespace, 'threadline'::regnamespace)
      ORDER BY 1, 2";
 
+/// The owner of schema `threadline` when it is not a superuser.
+const WEAK_OWNER: &str = "
+    SELECT r.rolname::text AS owner
+      FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+     WHERE n.nspname = 'threadline' AND NOT r.rolsuper";
+
+#[derive(QueryableByName)]
+struct OwnerRow {
+    #[diesel(sql_type = Text)]
+    owner: String,
+}
+
 #[derive(QueryableByName)]
 struct InstallRow {
     #[diesel(sql_type = Integer)]
@@ -307,6 +319,24 @@ async fn check<C: Db>(conn: &mut C, options: &HealthCheck) -> Result<HealthRepor
                  reference did by installing this release's SQL into a new database, which resolves every \
                  name in pg_catalog.",
                 foreign.referenced
+            ),
+        });
+    }
+    if let Some(weak) = conn.load::<OwnerRow>(Sql::new(WEAK_OWNER)).await?.pop() {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            table: None,
+            code: "schema_owner".to_owned(),
+            detail: format!(
+                "schema threadline belongs to {}, which is not a superuser: it can give the audit tables \
+                 triggers, rules or row-level security whose code runs as whoever reads, exports or prunes \
+                 the trail",
+                weak.owner
+            ),
+            fix: format!(
+                "Read and prune the trail only as {} or a role with no more privileges, or install Threadline \
+                 again as a superuser.",
+                weak.owner
             ),
         });
     }
