@@ -296,11 +296,14 @@ fn health_names_what_an_unpinned_install_built_in_from_the_owner_s_path() {
 }
 
 #[test]
-fn health_warns_when_the_trail_belongs_to_a_role_that_is_not_a_superuser() {
+fn health_warns_when_part_of_the_trail_belongs_to_a_role_that_is_not_a_superuser() {
     let (db, mut conn) = crate::support::setup();
     db.app_url().unwrap();
     assert_eq!(ok("health", HealthCheck::new().run_blocking(&mut conn)).findings, []);
-    exec(&mut conn, &format!("ALTER SCHEMA threadline OWNER TO {APP_ROLE}"));
+    exec(
+        &mut conn,
+        &format!("ALTER TABLE threadline.audit_changes OWNER TO {APP_ROLE}"),
+    );
     let report = ok("health", HealthCheck::new().run_blocking(&mut conn));
     let [finding] = report.findings.as_slice() else {
         panic!("{:?}", report.findings)
@@ -308,7 +311,7 @@ fn health_warns_when_the_trail_belongs_to_a_role_that_is_not_a_superuser() {
     assert_eq!(finding.code, "schema_owner");
     assert!(
         finding.detail.starts_with(&format!(
-            "schema threadline belongs to {APP_ROLE}, which is not a superuser"
+            "schema threadline (or a table or function in it) belongs to {APP_ROLE}, which is not a superuser"
         )),
         "{}",
         finding.detail

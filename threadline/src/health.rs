@@ -237,11 +237,16 @@ const FOREIGN_DEPENDENCIES: &str = "
        AND ref.nsp NOT IN ('pg_catalog'::regnamespace, 'threadline'::regnamespace)
      ORDER BY 1, 2";
 
-/// The owner of schema `threadline` when it is not a superuser.
+/// The roles other than superusers that own schema `threadline` or a table, sequence or
+/// function in it (capture functions belong to `threadline_capture` by design).
 const WEAK_OWNER: &str = "
-    SELECT r.rolname::text AS owner
-      FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
-     WHERE n.nspname = 'threadline' AND NOT r.rolsuper";
+    SELECT DISTINCT r.rolname::text AS owner
+      FROM (SELECT nspowner AS owner FROM pg_namespace WHERE nspname = 'threadline'
+            UNION ALL SELECT relowner FROM pg_class WHERE relnamespace = 'threadline'::regnamespace
+            UNION ALL SELECT proowner FROM pg_proc WHERE pronamespace = 'threadline'::regnamespace) o
+      JOIN pg_roles r ON r.oid = o.owner
+     WHERE NOT r.rolsuper AND r.rolname <> 'threadline_capture'
+     ORDER BY 1";
 
 #[derive(QueryableByName)]
 struct OwnerRow {
@@ -322,15 +327,15 @@ async fn check<C: Db>(conn: &mut C, options: &HealthCheck) -> Result<HealthRepor
             ),
         });
     }
-    if let Some(weak) = conn.load::<OwnerRow>(Sql::new(WEAK_OWNER)).await?.pop() {
+    for weak in conn.load::<OwnerRow>(Sql::new(WEAK_OWNER)).await? {
         findings.push(Finding {
             severity: Severity::Warning,
             table: None,
             code: "schema_owner".to_owned(),
             detail: format!(
-                "schema threadline belongs to {}, which is not a superuser: it can give the audit tables \
-                 triggers, rules or row-level security whose code runs as whoever reads, exports or prunes \
-                 the trail",
+                "schema threadline (or a table or function in it) belongs to {}, which is not a superuser: it \
+                 can give the audit tables triggers, rules or row-level security whose code runs as whoever \
+                 reads, exports or prunes the trail",
                 weak.owner
             ),
             fix: format!(

@@ -70,7 +70,12 @@ impl Db for AsyncPgConnection {
                 }
                 path
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => {
+                // BEGIN may have run before the settings failed: leave no transaction
+                // behind that diesel does not know of.
+                let _ = self.batch_execute("ROLLBACK").await;
+                return Err(error.into());
+            }
         };
         let rows = query.load::<R>(self).await;
         let ended = match writes && rows.is_ok() {
@@ -79,12 +84,12 @@ impl Db for AsyncPgConnection {
         };
         let rows = read_then_ended(rows, ended)?;
         if let Some(path) = caller_path {
-            // The write is committed, so it is reported as done whatever this returns; a
-            // caller's transaction left with the pinned path fails closed.
-            let _ = diesel::sql_query(RESTORE_PATH)
+            // The caller's transaction commits the write later; if the path cannot be put
+            // back, that transaction is aborted, and the caller must hear of it.
+            diesel::sql_query(RESTORE_PATH)
                 .bind::<Text, _>(path)
                 .execute(self)
-                .await;
+                .await?;
         }
         Ok(rows)
     }
@@ -127,7 +132,11 @@ fn guarded<T>(
             }
             path
         }
-        Err(error) => return Err(error),
+        Err(error) => {
+            // As for the async twin: no transaction left behind that diesel does not know of.
+            let _ = conn.batch_execute("ROLLBACK");
+            return Err(error);
+        }
     };
     let rows = statement(conn);
     let ended = match writes && rows.is_ok() {
@@ -136,8 +145,8 @@ fn guarded<T>(
     };
     let rows = read_then_ended(rows, ended)?;
     if let Some(path) = caller_path {
-        // As for the async twin: the write is done whatever this returns.
-        let _ = diesel::sql_query(RESTORE_PATH).bind::<Text, _>(path).execute(conn);
+        // As for the async twin: the caller's transaction must hear of a failure here.
+        diesel::sql_query(RESTORE_PATH).bind::<Text, _>(path).execute(conn)?;
     }
     Ok(rows)
 }
