@@ -212,9 +212,22 @@ struct ForeignRow {
 /// other than the installer may have written, run by whoever writes or reads the trail.
 /// An install run under another role's `search_path` leaves such references.
 const FOREIGN_DEPENDENCIES: &str = "
+    WITH foreign_objects (classid, oid) AS (
+        SELECT 'pg_proc'::regclass, oid FROM pg_proc
+         WHERE pronamespace NOT IN ('pg_catalog'::regnamespace, 'threadline'::regnamespace)
+        UNION ALL
+        SELECT 'pg_operator'::regclass, oid FROM pg_operator
+         WHERE oprnamespace NOT IN ('pg_catalog'::regnamespace, 'threadline'::regnamespace)
+        UNION ALL
+        SELECT 'pg_type'::regclass, oid FROM pg_type
+         WHERE typnamespace NOT IN ('pg_catalog'::regnamespace, 'threadline'::regnamespace)
+        UNION ALL
+        SELECT 'pg_collation'::regclass, oid FROM pg_collation
+         WHERE collnamespace NOT IN ('pg_catalog'::regnamespace, 'threadline'::regnamespace))
     SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid) AS dependent,
            pg_describe_object(d.refclassid, d.refobjid, 0) AS referenced
-      FROM pg_depend d
+      FROM foreign_objects f
+      JOIN pg_depend d ON d.refclassid = f.classid AND d.refobjid = f.oid
      CROSS JOIN LATERAL (SELECT CASE d.classid
             WHEN 'pg_class'::regclass THEN (SELECT relnamespace FROM pg_class WHERE oid = d.objid)
             WHEN 'pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_attrdef a
@@ -227,14 +240,7 @@ const FOREIGN_DEPENDENCIES: &str = "
             WHEN 'pg_rewrite'::regclass THEN (SELECT c.relnamespace FROM pg_rewrite r
                                                 JOIN pg_class c ON c.oid = r.ev_class WHERE r.oid = d.objid)
             END AS nsp) dep
-     CROSS JOIN LATERAL (SELECT CASE d.refclassid
-            WHEN 'pg_proc'::regclass THEN (SELECT pronamespace FROM pg_proc WHERE oid = d.refobjid)
-            WHEN 'pg_operator'::regclass THEN (SELECT oprnamespace FROM pg_operator WHERE oid = d.refobjid)
-            WHEN 'pg_type'::regclass THEN (SELECT typnamespace FROM pg_type WHERE oid = d.refobjid)
-            WHEN 'pg_collation'::regclass THEN (SELECT collnamespace FROM pg_collation WHERE oid = d.refobjid)
-            END AS nsp) ref
      WHERE dep.nsp = 'threadline'::regnamespace
-       AND ref.nsp NOT IN ('pg_catalog'::regnamespace, 'threadline'::regnamespace)
      ORDER BY 1, 2";
 
 /// The roles other than superusers that own schema `threadline` or a table, sequence or
