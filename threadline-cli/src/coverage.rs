@@ -128,7 +128,7 @@ pub fn verify_coverage(args: &Args) -> Result<(), Failure> {
                     "NOT COVERED  {table}: not audited\n  fix: derive Audited on its model and run threadline \
                      gen-triggers, or SELECT threadline.audit_table({literal});"
                 )?,
-                Some(reason) => writeln!(out, "NOT COVERED  {table}: {reason}")?,
+                Some(reason) => writeln!(out, "NOT COVERED  {table}: {}", crate::health::printable(reason))?,
             }
             for finding in findings {
                 write_finding(&mut out, finding)?;

@@ -86,7 +86,7 @@ pub fn health(args: &Args) -> Result<(), Failure> {
                 Coverage::ExpectedUncovered => "expected uncovered",
                 _ => "unknown",
             };
-            writeln!(out, "{coverage:<20} {}", table.table)?;
+            writeln!(out, "{coverage:<20} {}", printable(&table.table))?;
         }
         for finding in &report.findings {
             write_finding(&mut out, finding)?;
@@ -113,6 +113,25 @@ pub fn write_finding(out: &mut impl Write, finding: &Finding) -> io::Result<()> 
     writeln!(
         out,
         "\n{severity}[{}]: {}\n  fix: {}",
-        finding.code, finding.detail, finding.fix
+        finding.code,
+        printable(&finding.detail),
+        printable(&finding.fix)
     )
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`): names in a report are the
+/// table owner's to choose, and one holding a newline or a terminal escape must not forge a
+/// line of the report or rewrite the terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.chars().any(char::is_control) {
+        false => text.into(),
+        true => text
+            .chars()
+            .map(|c| match c.is_control() {
+                true => c.escape_debug().to_string(),
+                false => c.to_string(),
+            })
+            .collect::<String>()
+            .into(),
+    }
 }

@@ -995,3 +995,25 @@ fn export_jobs_submit_run_and_fetch_the_bytes_of_a_direct_export_for_the_owner_o
     let cleaned = run(&db, "export-jobs", &["cleanup", "--json", "--store", store_flag]).json();
     assert_eq!(cleaned, json!({"expired": 0}), "not due for 7 days");
 }
+
+#[test]
+fn health_escapes_the_control_characters_of_names_the_table_owner_chose() {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    // a table whose name would print a forged all-clear summary, and clear the screen
+    exec(
+        &mut conn,
+        "CREATE TABLE \"x\n\nsummary: 9 covered, 0 uncovered, 0 expected uncovered; 0 errors, 0 warnings\x1b[2J\" \
+         (id int PRIMARY KEY);",
+    );
+    let text = run(&db, "health", &[]).ok().to_owned();
+    assert!(!text.contains('\x1b'), "{text:?}");
+    assert!(
+        !text.lines().any(|line| line.starts_with("summary: 9 covered")),
+        "a name forged a line: {text}"
+    );
+    assert!(
+        text.contains("UNCOVERED            public.x\\n\\nsummary: 9 covered"),
+        "{text}"
+    );
+}

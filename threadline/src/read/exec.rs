@@ -9,8 +9,8 @@
 //! the caller's transaction the caller's `search_path` is then put back, since a released
 //! savepoint keeps its settings for the rest of that transaction. Outside of one, a
 //! statement costs two round trips more than it would alone: `BEGIN` with the settings,
-//! and the end. A statement cancelled on the
-//! way leaves the connection in the transaction, which the pool then discards as broken.
+//! and the end. A statement cancelled on the way leaves the connection in the transaction,
+//! which the pool then discards as broken.
 
 use std::future::Future;
 use std::pin::pin;
