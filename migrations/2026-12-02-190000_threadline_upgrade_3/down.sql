@@ -1,7 +1,49 @@
 SELECT pg_catalog.set_config('threadline_script.caller_search_path', pg_catalog.current_setting('search_path'), false);
 SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false);
 -- Reverts the Threadline schema upgrade to version 3: a transaction's changes are
--- indexed by id again, and a row's history by its table's names and jsonb key.
+-- indexed by id again, a row's history by its table's names and jsonb key, and the store
+-- is one table again (a partitioned one is refused: version 2 knows no partitions).
+DO $$
+BEGIN
+    IF (SELECT s.partition_period FROM threadline.settings s) IS NOT NULL THEN
+        RAISE EXCEPTION 'threadline: the audit store is partitioned; version 2 cannot read it'
+            USING ERRCODE = '55000', HINT = 'Keep version 3, or copy the trail into an unpartitioned install first.';
+    END IF;
+END
+$$;
+DROP FUNCTION threadline.purge_partitions(bigint, timestamptz), threadline.partition_changes(text, timestamptz),
+              threadline.ensure_partitions(integer), threadline.attach_partition(text, text), threadline.partitions(),
+              threadline.period_start(text, timestamptz);
+ALTER TABLE threadline.retention_runs DROP COLUMN partitions_dropped;
+ALTER TABLE threadline.settings DROP COLUMN partition_period;
+CREATE OR REPLACE FUNCTION threadline.purge_batch(run_id bigint, cutoff timestamptz, batch_size integer,
+                                                  OUT changes bigint, OUT transactions bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_transactions bigint[];
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'threadline: a purge batch must hold at least one change, got %', batch_size
+            USING ERRCODE = '22023';
+    END IF;
+    WITH doomed AS (
+        SELECT c.id FROM threadline.audit_changes c
+         WHERE c.captured_at < cutoff ORDER BY c.captured_at, c.id LIMIT batch_size
+    ), gone AS (
+        DELETE FROM threadline.audit_changes c USING doomed d WHERE c.id = d.id RETURNING c.transaction_id
+    )
+    SELECT count(*), coalesce(array_agg(DISTINCT g.transaction_id), '{}') INTO changes, v_transactions FROM gone g;
+    DELETE FROM threadline.audit_transactions t
+     WHERE t.id = ANY (v_transactions)
+       AND NOT EXISTS (SELECT 1 FROM threadline.audit_changes c WHERE c.transaction_id = t.id);
+    GET DIAGNOSTICS transactions = ROW_COUNT;
+    UPDATE threadline.retention_runs r
+       SET changes_deleted = r.changes_deleted + purge_batch.changes,
+           transactions_deleted = r.transactions_deleted + purge_batch.transactions,
+           batches = r.batches + 1
+     WHERE r.id = run_id;
+END
+$$;
 DROP INDEX threadline.audit_changes_transaction_id_idx;
 CREATE INDEX audit_changes_transaction_id_idx ON threadline.audit_changes (transaction_id, id);
 DROP INDEX threadline.audit_changes_row_history_idx;

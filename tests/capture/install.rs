@@ -99,7 +99,8 @@ fn same(left: &str, right: &str, sides: &str) {
 #[test]
 fn an_upgraded_install_is_the_fresh_install_and_its_down_sql_reverts_it() {
     let (v1, upgrades) = example_migrations();
-    let fresh = TestDatabase::new().unwrap();
+    let fresh = TestDatabase::empty().unwrap();
+    schema::install(&mut fresh.connect().unwrap()).unwrap();
     let upgraded = TestDatabase::empty().unwrap();
     let mut conn = upgraded.connect().unwrap();
     exec(&mut conn, &v1);
@@ -125,7 +126,7 @@ fn a_test_database_copied_from_the_template_is_a_fresh_install() {
     let copied = TestDatabase::new().unwrap();
     let installed = TestDatabase::empty().unwrap();
     let mut conn = installed.connect().unwrap();
-    assert!(schema::install(&mut conn).unwrap());
+    threadline::testing::install(&mut conn).unwrap();
     same(
         &catalog(&mut copied.connect().unwrap()),
         &catalog(&mut conn),

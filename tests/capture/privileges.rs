@@ -320,7 +320,7 @@ fn every_role_may_do_exactly_what_the_privileges_matrix_says() {
         (
             "threadline_reader",
             "base_type begin_audit column_snapshot current_transaction_id health_findings \
-             index_compares_as_columns key_index_exists key_kind optional_text purge_plan record_action \
+             index_compares_as_columns key_index_exists key_kind optional_text partitions purge_plan record_action \
              record_evidence render_key row_in_partition set_actor table_policy transaction_summary validate_actor \
              validate_label",
         ),

@@ -6,4 +6,5 @@ mod support;
 
 mod evidence;
 mod jobs;
+mod partitions;
 mod retention;

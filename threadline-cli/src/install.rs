@@ -3,7 +3,8 @@
 use std::io::{self, Write};
 
 use chrono::Utc;
-use threadline::schema::{INSTALL_SQL, SCHEMA_VERSION, UNINSTALL_SQL, upgrades_from};
+use threadline::partitions::Period;
+use threadline::schema::{INSTALL_SQL, SCHEMA_VERSION, UNINSTALL_SQL, partitioning_sql, upgrades_from};
 
 use crate::Failure;
 use crate::args::{Args, Spec};
@@ -14,12 +15,12 @@ pub static INSTALL: Spec = Spec {
     command: "install",
     positionals: &[],
     optional: &[],
-    options: &["migrations"],
+    options: &["migrations", "partitioned"],
     switches: &[],
     filters: false,
     database: false,
     config: true,
-    help: "usage: threadline install [--migrations PATH]
+    help: "usage: threadline install [--migrations PATH] [--partitioned day|week|month]
 
 Writes the migration that installs the threadline schema into the app's Diesel
 migrations folder: a folder <version>_threadline_install dated after every existing
@@ -30,6 +31,10 @@ superuser if you can (the event triggers that follow ALTER TABLE need one).
 options:
   --migrations PATH     the Diesel migrations folder (default: paths.migrations of
                         threadline.toml, else migrations)
+  --partitioned P       partition the audit store by capture time, a partition per
+                        day, week or month (see 'threadline partitions --help'); a
+                        trail installed already is converted with 'threadline
+                        partitions convert' instead
   --config PATH         the threadline.toml to read (default: the nearest one up
                         from the current directory)
 
@@ -44,18 +49,36 @@ release knows.",
 pub fn install(args: &Args) -> Result<(), Failure> {
     let config = args.config()?;
     let migrations = Migrations::read(&args.path_or("migrations", &config.migrations))?;
+    let partitioned = args
+        .value("partitioned")
+        .map(|p| {
+            p.parse::<Period>()
+                .map_err(|e| args.usage(format!("--partitioned: {e}")))
+        })
+        .transpose()?;
     let mut out = io::stdout().lock();
     let Some((migration, version)) = migrations.install()? else {
         let version = migrations.next_versions(1, Utc::now())?.remove(0);
         let folder = format!("{version}_threadline_install");
-        migrations.write(&folder, INSTALL_SQL, UNINSTALL_SQL)?;
+        let up = match partitioned {
+            Some(period) => format!("{INSTALL_SQL}\n{}", partitioning_sql(period)),
+            None => INSTALL_SQL.to_owned(),
+        };
+        migrations.write(&folder, &up, UNINSTALL_SQL)?;
         writeln!(
             out,
-            "wrote {} (threadline schema version {SCHEMA_VERSION}); apply it with diesel migration run",
-            migrations.path(&folder)
+            "wrote {} (threadline schema version {SCHEMA_VERSION}{}); apply it with diesel migration run",
+            migrations.path(&folder),
+            partitioned.map(|p| format!(", partitioned by {p}")).unwrap_or_default()
         )?;
         return Ok(());
     };
+    if partitioned.is_some() {
+        return Err(args.usage(format!(
+            "{} installs threadline already: partition its trail with threadline partitions convert --period P",
+            migrations.path(&migration.folder)
+        )));
+    }
     let path = migrations.path(&migration.folder);
     if version > SCHEMA_VERSION {
         return Err(Failure::Runtime(format!(

@@ -101,12 +101,16 @@ fn count(n: i64, noun: &str) -> String {
 /// One line about a run.
 fn describe(run: &RetentionRun) -> String {
     format!(
-        "run {} {}: {} and {} captured before {} deleted in {}{}",
+        "run {} {}: {} and {} captured before {} deleted in {}{}{}",
         run.id,
         run.status.as_str(),
         count(run.changes_deleted, "change"),
         count(run.transactions_deleted, "transaction"),
         run.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        match run.partitions_dropped {
+            0 => String::new(),
+            n => format!("{} dropped whole and ", count(i64::from(n), "partition")),
+        },
         count(i64::from(run.batches), "batch"),
         run.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
     )
@@ -165,10 +169,14 @@ pub fn retention(args: &Args) -> Result<(), Failure> {
         } else {
             writeln!(
                 out,
-                "dry run: {} and {} captured before {} would be deleted; nothing was deleted",
+                "dry run: {} and {} captured before {} would be deleted{}; nothing was deleted",
                 count(plan.changes, "change"),
                 count(plan.transactions, "transaction"),
-                plan.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                plan.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                match plan.partitions {
+                    0 => String::new(),
+                    n => format!(", {} of them by dropping whole", count(n, "partition")),
+                }
             )?;
         }
         return Ok(out.flush()?);
@@ -178,8 +186,9 @@ pub fn retention(args: &Args) -> Result<(), Failure> {
         if terminal {
             let _ = write!(
                 io::stderr(),
-                "\r{} changes deleted, batch {}",
+                "\r{} changes deleted, {} partitions dropped, batch {}",
                 run.changes_deleted,
+                run.partitions_dropped,
                 run.batches
             );
         }

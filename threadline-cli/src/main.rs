@@ -19,6 +19,7 @@ mod install;
 mod lifecycle;
 mod migrations;
 mod models;
+mod partitions;
 mod policy;
 mod read;
 
@@ -45,6 +46,7 @@ commands:
   verify-coverage exit 1 unless every table expected audited is covered (for CI)
   policy show     compare the models' capture policies with the deployed ones
   retention       purge changes older than the kept window (purge), list the runs (runs)
+  partitions      partition the audit store by time (convert), create partitions ahead (ensure), list them
   evidence show   the evidence recorded about the trail
   views list      the operators' saved views
   install-sql     print the SQL that installs the threadline schema
@@ -67,7 +69,7 @@ fn usage() -> String {
 type Run = fn(&Args) -> Result<(), Failure>;
 
 /// The commands that take arguments, with what each accepts and how it runs.
-static COMMANDS: [(&Spec, Run); 14] = [
+static COMMANDS: [(&Spec, Run); 15] = [
     (&install::INSTALL, install::install),
     (&gen_triggers::GEN_TRIGGERS, gen_triggers::gen_triggers),
     (&read::TIMELINE, read::timeline),
@@ -79,6 +81,7 @@ static COMMANDS: [(&Spec, Run); 14] = [
     (&coverage::VERIFY_COVERAGE, coverage::verify_coverage),
     (&drift::POLICY, drift::policy),
     (&lifecycle::RETENTION, lifecycle::retention),
+    (&partitions::PARTITIONS, partitions::partitions),
     (&lifecycle::EVIDENCE, lifecycle::evidence),
     (&lifecycle::VIEWS, lifecycle::views),
     (&export_jobs::EXPORT_JOBS, export_jobs::export_jobs),

@@ -17,6 +17,10 @@
 //!   seeding) with the default batches and pause, in changes per second; meanwhile one connection runs single-row updates of an audited
 //!   table in a loop, and `tps_ratio` is its rate during the purge over its rate before,
 //!   target >= 0.5.
+//! - `partition_drop`: the same purge of every seeded change, without a pause or a
+//!   writer, on a store partitioned by day (the changes' partition dropped whole) and on
+//!   one table (deleted in batches), each seeded alike in a database of its own; `ratio` is
+//!   the batched time over the dropping time, target >= 100.
 //!
 //! Nothing asserts on time: `target_met` says whether the figure meets the target. The
 //! database is `DATABASE_URL`'s server, or a private one as in `threadline::testing`.
@@ -74,6 +78,48 @@ fn tps_during(url: &str, run: impl FnOnce()) -> (f64, Duration) {
     (count.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(), elapsed)
 }
 
+/// Writes `rows` changes of `bench_posts` through the capture triggers, 100 000 per
+/// statement, then vacuums and analyzes the trail.
+fn seed(conn: &mut PgConnection, rows: u64) {
+    let mut written = 0;
+    while written < rows {
+        let n = (rows - written).min(100_000);
+        conn.batch_execute(&format!(
+            "INSERT INTO bench_posts SELECT g, 'title ' || g, repeat('body ', 8) FROM generate_series({}, {}) g",
+            written + 1,
+            written + n
+        ))
+        .expect("seed");
+        written += n;
+    }
+    conn.batch_execute("VACUUM ANALYZE threadline.audit_changes, threadline.audit_transactions")
+        .expect("analyze");
+}
+
+/// Seeds `rows` changes into a new database, partitioned by day when `partitioned`, and
+/// times the purge of all of them.
+fn timed_purge(rows: u64, partitioned: bool) -> (Duration, threadline::retention::RetentionRun) {
+    let db = TestDatabase::empty().expect("test database");
+    let mut conn = db.connect().expect("connect");
+    threadline::schema::install(&mut conn).expect("install");
+    if partitioned {
+        threadline::partitions::convert_blocking(&mut conn, threadline::partitions::Period::Day).expect("convert");
+    }
+    conn.batch_execute(
+        "CREATE TABLE bench_posts (id bigint PRIMARY KEY, title text, body text);
+         SELECT threadline.audit_table('bench_posts');",
+    )
+    .expect("tables");
+    seed(&mut conn, rows);
+    // Past the end of the seeded day's partition and of the two created ahead of it.
+    let purge = Purge::new(RetentionPolicy::keep_days(1).expect("policy"))
+        .as_of(Utc::now() + TimeDelta::days(4))
+        .pause(Duration::ZERO);
+    let started = Instant::now();
+    let run = purge.execute_blocking(&mut conn, |_| {}).expect("purge").run;
+    (started.elapsed(), run)
+}
+
 fn main() {
     let rows: u64 = std::env::var("THREADLINE_BENCH_LIFECYCLE_ROWS")
         .ok()
@@ -88,21 +134,7 @@ fn main() {
          SELECT threadline.audit_table('bench_posts'); SELECT threadline.audit_table('bench_counter');",
     )
     .expect("tables");
-    let mut written = 0;
-    while written < rows {
-        let n = (rows - written).min(100_000);
-        conn.batch_execute(&format!(
-            "INSERT INTO bench_posts SELECT g, 'title ' || g, repeat('body ', 8) FROM generate_series({}, {}) g",
-            written + 1,
-            written + n
-        ))
-        .expect("seed");
-        written += n;
-    }
-    for table in ["audit_changes", "audit_transactions"] {
-        conn.batch_execute(&format!("VACUUM ANALYZE threadline.{table}"))
-            .expect("analyze");
-    }
+    seed(&mut conn, rows);
     // The cutoff: everything seeded goes, nothing the app writes during the benchmark.
     let seeded = Utc::now();
 
@@ -160,5 +192,18 @@ fn main() {
                "purge_rows_per_s": (run.changes_deleted as f64 / elapsed.as_secs_f64()).round(),
                "tps_before": baseline.round(), "tps_during": during.round(), "tps_ratio": round(ratio),
                "target": "tps_ratio >= 0.5", "target_met": ratio >= 0.5})
+    );
+
+    let (batched, deleted) = timed_purge(rows, false);
+    let (dropped, drop_run) = timed_purge(rows, true);
+    let ratio = batched.as_secs_f64() / dropped.as_secs_f64();
+    println!(
+        "{}",
+        json!({"scenario": "partition_drop", "changes": drop_run.changes_deleted,
+               "batched_ms": round(batched.as_secs_f64() * 1000.0), "batches": deleted.batches,
+               "dropped_ms": round(dropped.as_secs_f64() * 1000.0), "partitions_dropped": drop_run.partitions_dropped,
+               "counts_equal": deleted.changes_deleted == drop_run.changes_deleted
+                   && deleted.transactions_deleted == drop_run.transactions_deleted,
+               "ratio": round(ratio), "target": "ratio >= 100", "target_met": ratio >= 100.0})
     );
 }

@@ -16,7 +16,7 @@
 //! # Ok(()) }
 //! ```
 
-use diesel::sql_types::{Bool, Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use diesel::{PgConnection, QueryableByName};
 use diesel_async::AsyncPgConnection;
 use serde::Serialize;
@@ -51,7 +51,8 @@ pub struct Finding {
     /// A stable code: `trigger_missing`, `trigger_disabled`, `trigger_replica_only`,
     /// `trigger_duplicated`, `capture_stale`, `key_not_unique`, `table_missing`,
     /// `capture_owner`, `event_triggers_missing`, `event_trigger_disabled`,
-    /// `require_actor_off`, `schema_outdated`, `schema_owner` or `foreign_dependency`.
+    /// `require_actor_off`, `schema_outdated`, `schema_owner`, `foreign_dependency`,
+    /// `partition_default_rows`, `partitions_ahead` or `partition_boundary_left`.
     pub code: String,
     /// What is wrong, naming objects, never row values.
     pub detail: String,
@@ -269,6 +270,84 @@ struct InstallRow {
 }
 
 /// `schema.table` as the reports name tables.
+/// What a partitioned store needs: changes in the default partition, partitions ahead;
+/// and on a store that is one table, a CHECK a failed conversion left behind.
+const PARTITION_STATE: &str = "
+    SELECT s.partition_period AS period,
+           (SELECT p.estimated_rows FROM threadline.partitions() p WHERE p.is_default) AS default_rows,
+           coalesce((SELECT p.has_rows FROM threadline.partitions() p WHERE p.is_default), false) AS strays,
+           coalesce((SELECT max(p.range_end) FROM threadline.partitions() p WHERE NOT p.is_default)
+                    > now() + ('1 ' || s.partition_period)::interval, false) AS ahead,
+           EXISTS (SELECT 1 FROM pg_constraint k
+                    WHERE k.conrelid = 'threadline.audit_changes'::regclass
+                      AND k.conname = 'audit_changes_partition_boundary') AS boundary_left
+      FROM threadline.settings s";
+
+#[derive(QueryableByName)]
+struct PartitionState {
+    #[diesel(sql_type = Nullable<Text>)]
+    period: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    default_rows: Option<i64>,
+    #[diesel(sql_type = Bool)]
+    strays: bool,
+    #[diesel(sql_type = Bool)]
+    ahead: bool,
+    #[diesel(sql_type = Bool)]
+    boundary_left: bool,
+}
+
+async fn partition_findings<C: Db>(conn: &mut C) -> Result<Vec<Finding>, Error> {
+    let state = conn
+        .load::<PartitionState>(Sql::new(PARTITION_STATE))
+        .await?
+        .pop()
+        .expect("one row");
+    let finding = |severity, code: &str, detail: String, fix: &str| Finding {
+        severity,
+        table: None,
+        code: code.to_owned(),
+        detail,
+        fix: fix.to_owned(),
+    };
+    let mut findings = Vec::new();
+    let Some(period) = state.period else {
+        if state.boundary_left {
+            findings.push(finding(
+                Severity::Error,
+                "partition_boundary_left",
+                "threadline.audit_changes carries the CHECK audit_changes_partition_boundary of a conversion \
+                 that did not finish: from its boundary on, it refuses every captured change"
+                    .to_owned(),
+                "Run threadline partitions convert again, or ALTER TABLE threadline.audit_changes DROP CONSTRAINT \
+                 audit_changes_partition_boundary;",
+            ));
+        }
+        return Ok(findings);
+    };
+    if state.strays {
+        findings.push(finding(
+            Severity::Warning,
+            "partition_default_rows",
+            format!(
+                "changes are in threadline.audit_changes_default (about {}): no partition by {period} covers \
+                 their capture time, and retention cannot drop them with a partition",
+                state.default_rows.unwrap_or(0)
+            ),
+            "threadline partitions ensure (moves them into partitions of their periods)",
+        ));
+    }
+    if !state.ahead {
+        findings.push(finding(
+            Severity::Warning,
+            "partitions_ahead",
+            format!("no partition covers the next {period}: changes captured then will land in the default partition"),
+            "threadline partitions ensure, on a schedule (every retention run also does it)",
+        ));
+    }
+    Ok(findings)
+}
+
 fn qualified(schema: &str, name: &str) -> String {
     format!("{schema}.{name}")
 }
@@ -350,6 +429,9 @@ async fn check<C: Db>(conn: &mut C, options: &HealthCheck) -> Result<HealthRepor
                 weak.owner
             ),
         });
+    }
+    if version >= 3 {
+        findings.extend(partition_findings(conn).await?);
     }
     if version < SCHEMA_VERSION {
         findings.push(Finding {

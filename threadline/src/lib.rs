@@ -48,6 +48,7 @@ pub mod health;
 #[cfg(feature = "jobs")]
 pub mod jobs;
 pub mod model;
+pub mod partitions;
 pub mod policy;
 pub mod read;
 pub mod retention;

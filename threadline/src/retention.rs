@@ -7,9 +7,12 @@
 //! One purge runs at a time across every process and node: the run holds a PostgreSQL
 //! advisory lock for its session, and a second one is refused with [`Error::Locked`]
 //! before it deletes anything. A run left `running` by a session that died is marked
-//! `abandoned` by the next one, which finishes the job. The deleting itself is behind two
-//! SQL functions (`threadline.purge_plan`, `threadline.purge_batch`), the seam a
-//! partitioned store replaces.
+//! `abandoned` by the next one, which finishes the job. The deleting itself is behind SQL
+//! functions (`threadline.purge_plan`, `threadline.purge_batch`). On a
+//! [partitioned store](crate::partitions) a run first drops, one by one, the partitions that
+//! end at or before the cutoff (`threadline.purge_partitions`, counting their changes
+//! exactly), deletes in batches only what is left before the cutoff, and then creates the
+//! partitions ahead.
 //!
 //! The lock is a session lock: run purges on a direct connection, not through a
 //! transaction-mode pooler, and outside a transaction; do not cancel a run midway (a
@@ -43,7 +46,7 @@ use serde::Serialize;
 use crate::background::Background;
 use crate::read::exec::{Db, ready};
 use crate::read::sql::{Bind, Sql};
-use crate::{Error, telemetry};
+use crate::{Error, partitions, telemetry};
 
 /// The advisory lock every purge holds while it runs: `threadln` in ASCII.
 const LOCK_KEY: i64 = 0x7468_7265_6164_6c6e;
@@ -145,6 +148,8 @@ pub struct RetentionRun {
     pub transactions_deleted: i64,
     /// Batches run.
     pub batches: i32,
+    /// Partitions dropped whole (their changes are counted in `changes_deleted`).
+    pub partitions_dropped: i32,
     /// Whether `max_batches` stopped it with changes older than the cutoff left.
     pub more_left: bool,
     /// Why it failed.
@@ -161,6 +166,8 @@ pub struct PurgePlan {
     pub changes: i64,
     /// Transactions all of whose changes were captured before it.
     pub transactions: i64,
+    /// Partitions of a partitioned store that would be dropped whole.
+    pub partitions: i64,
 }
 
 /// What a real run did.
@@ -200,6 +207,8 @@ struct RunRow {
     transactions_deleted: i64,
     #[diesel(sql_type = Integer)]
     batches: i32,
+    #[diesel(sql_type = Integer)]
+    partitions_dropped: i32,
     #[diesel(sql_type = Bool)]
     more_left: bool,
     #[diesel(sql_type = Nullable<Text>)]
@@ -208,7 +217,7 @@ struct RunRow {
 
 /// The columns of [`RunRow`].
 const RUN_COLUMNS: &str = "id, started_at, finished_at, status, cutoff, changes_deleted, transactions_deleted, \
-     batches, more_left, error";
+     batches, partitions_dropped, more_left, error";
 
 impl TryFrom<RunRow> for RetentionRun {
     type Error = Error;
@@ -235,6 +244,7 @@ impl TryFrom<RunRow> for RetentionRun {
             changes_deleted: row.changes_deleted,
             transactions_deleted: row.transactions_deleted,
             batches: row.batches,
+            partitions_dropped: row.partitions_dropped,
             more_left: row.more_left,
             error: row.error,
         })
@@ -247,6 +257,12 @@ struct CountsRow {
     changes: i64,
     #[diesel(sql_type = BigInt)]
     transactions: i64,
+}
+
+#[derive(QueryableByName)]
+struct DroppedRow {
+    #[diesel(sql_type = Integer)]
+    partitions: i32,
 }
 
 #[derive(QueryableByName)]
@@ -368,10 +384,15 @@ async fn plan<C: Db>(conn: &mut C, purge: &Purge) -> Result<PurgePlan, Error> {
     let mut sql = Sql::new("SELECT changes, transactions FROM threadline.purge_plan(");
     sql.bind(Bind::Timestamp(cutoff)).push(")");
     let counts = conn.load::<CountsRow>(sql).await?.pop().expect("one row");
+    let mut whole =
+        Sql::new("SELECT count(*) AS id FROM threadline.partitions() p WHERE NOT p.is_default AND p.range_end <= ");
+    whole.bind(Bind::Timestamp(cutoff));
+    let partitions = conn.load::<IdRow>(whole).await?.pop().expect("one row").id;
     Ok(PurgePlan {
         cutoff,
         changes: counts.changes,
         transactions: counts.transactions,
+        partitions,
     })
 }
 
@@ -510,6 +531,44 @@ where
     F: Future<Output = ()>,
 {
     let size = i64::try_from(purge.batch_size).expect("at most 1000000");
+    let partitioned = partitions::store_period(conn).await?.is_some();
+    // Whole partitions first, one a statement, so writers wait for one detach at a time.
+    if partitioned {
+        loop {
+            let mut drop = Sql::new("SELECT partitions FROM threadline.purge_partitions(");
+            drop.bind(Bind::BigInt(id))
+                .push(", ")
+                .bind(Bind::Timestamp(cutoff))
+                .push(")");
+            let dropped = conn.load::<DroppedRow>(drop.writing()).await?.pop().expect("one row");
+            if dropped.partitions == 0 {
+                break;
+            }
+            progress(&run_row(conn, id).await?);
+        }
+    }
+    let more_left = delete_batches(conn, purge, id, cutoff, size, progress, sleep).await?;
+    if partitioned {
+        partitions::ensure_ahead(conn, partitions::DEFAULT_AHEAD).await?;
+    }
+    Ok(more_left)
+}
+
+/// The batches of [`batches`], after any partition drop.
+async fn delete_batches<C, S, F>(
+    conn: &mut C,
+    purge: &Purge,
+    id: i64,
+    cutoff: DateTime<Utc>,
+    size: i64,
+    progress: &mut impl FnMut(&RetentionRun),
+    sleep: S,
+) -> Result<bool, Error>
+where
+    C: Db,
+    S: Fn(Duration) -> F,
+    F: Future<Output = ()>,
+{
     let mut done = 0_u64;
     loop {
         let mut batch = Sql::new("SELECT changes, transactions FROM threadline.purge_batch(");

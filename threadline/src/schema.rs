@@ -117,6 +117,21 @@ pub fn upgrades_from(version: i32) -> impl Iterator<Item = &'static Upgrade> {
     UPGRADES.iter().filter(move |u| u.version > version)
 }
 
+/// SQL that partitions the store of a fresh install by `period`, from the start of the
+/// current period (see [`crate::partitions`]): what `threadline install --partitioned`
+/// appends to the install migration. It fails on a store that holds changes, which
+/// `threadline partitions convert` partitions instead.
+pub fn partitioning_sql(period: crate::partitions::Period) -> String {
+    format!(
+        concat!(
+            pinned_search_path!(),
+            "SELECT threadline.partition_changes('{}'::text);\n",
+            caller_search_path!()
+        ),
+        period.as_str()
+    )
+}
+
 /// SQL that removes the `threadline` schema and every audit row with it.
 pub const UNINSTALL_SQL: &str = script!(include_str!("../sql/uninstall.sql"));
 

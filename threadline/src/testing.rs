@@ -8,6 +8,10 @@
 //! --bindir`), as the `postgres` OS user when running as root, with `fsync` off. The server
 //! and its files go away when the process exits.
 //!
+//! With `THREADLINE_TEST_PARTITIONS` set to `day`, `week` or `month`, the template's store
+//! is [partitioned](crate::partitions) by that period, so a suite runs against the
+//! partitioned layout too.
+//!
 //! ```no_run
 //! # fn demo() -> Result<(), threadline::Error> {
 //! use diesel::RunQueryDsl;
@@ -184,9 +188,14 @@ const TEMPLATE_LOCK: i64 = 7_526_752_898_406_036_335;
 fn build_template(server: &Server) -> Result<String, Error> {
     // The cursors' FNV-1a hash: the same name whatever the toolchain, so a shared server
     // keeps one template per schema.
+    let layout = partitioned()?;
+    // A partitioned template holds the partitions of the day it was built: a day's own.
     let name = format!(
-        "threadline_template_{:016x}",
-        crate::read::fingerprint(crate::schema::INSTALL_SQL)
+        "threadline_template_{:016x}{}",
+        crate::read::fingerprint(crate::schema::INSTALL_SQL),
+        layout
+            .map(|period| format!("_{period}_{}", chrono::Utc::now().format("%Y%m%d")))
+            .unwrap_or_default()
     );
     let mut admin = PgConnection::establish(&server.admin_url)?;
     admin.batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))?;
@@ -201,7 +210,7 @@ fn build_template(server: &Server) -> Result<String, Error> {
             .get_result(&mut admin)?;
         if !exists.found {
             let building = TestDatabase::create(server, "")?;
-            crate::schema::install(&mut building.connect()?)?;
+            install(&mut building.connect()?)?;
             // The install's session may still be closing on the server: a rename waits for it.
             let rename = format!("ALTER DATABASE \"{}\" RENAME TO \"{name}\"", building.name);
             let started = Instant::now();
@@ -219,6 +228,27 @@ fn build_template(server: &Server) -> Result<String, Error> {
     })();
     admin.batch_execute(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"))?;
     built.map(|()| name)
+}
+
+/// Installs the schema as the template has it: with its store partitioned when
+/// `THREADLINE_TEST_PARTITIONS` names a period.
+pub fn install(conn: &mut PgConnection) -> Result<(), Error> {
+    crate::schema::install(conn)?;
+    if let Some(period) = partitioned()? {
+        crate::partitions::convert_blocking(conn, period)?;
+    }
+    Ok(())
+}
+
+/// The partition period `THREADLINE_TEST_PARTITIONS` asks for, if any.
+fn partitioned() -> Result<Option<crate::partitions::Period>, Error> {
+    match std::env::var("THREADLINE_TEST_PARTITIONS") {
+        Ok(period) if !period.is_empty() => period
+            .parse()
+            .map(Some)
+            .map_err(|e| Error::TestDatabase(format!("THREADLINE_TEST_PARTITIONS: {e}"))),
+        _ => Ok(None),
+    }
 }
 
 /// `<pid>_<nanoseconds>`: unique across processes sharing a server or a temp directory.

@@ -77,4 +77,305 @@ BEGIN
 END
 $$;
 
+---------------------------------------------------------------------------------------
+-- A partitioned store, optional: audit_changes range-partitioned by captured_at, one
+-- partition per day, week or month (UTC). partition_changes turns the table into the
+-- partitioned one; ensure_partitions creates partitions ahead; a default partition holds a
+-- change no partition covers, until ensure_partitions moves it to one. Retention drops
+-- whole partitions older than its cutoff (purge_partitions) and deletes in batches only
+-- what is left. NULL: the store is one table.
+ALTER TABLE threadline.settings ADD COLUMN partition_period text
+    CHECK (partition_period IN ('day', 'week', 'month'));
+-- how many partitions a retention run dropped whole (their changes are in changes_deleted)
+ALTER TABLE threadline.retention_runs ADD COLUMN partitions_dropped integer NOT NULL DEFAULT 0;
+
+-- The start, in UTC, of the day, week (from Monday) or month holding `at`.
+CREATE FUNCTION threadline.period_start(period text, at timestamptz) RETURNS timestamptz
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF period IS NULL OR period NOT IN ('day', 'week', 'month') THEN
+        RAISE EXCEPTION 'threadline: a partition period is day, week or month, got %', coalesce(period, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN date_trunc(period, at, 'UTC');
+END
+$$;
+
+-- The partitions of audit_changes with the range each holds (start inclusive, end
+-- exclusive; NULL start: from the earliest time), the planner's estimate of its rows, and
+-- for the default partition whether it holds any (for health, which its readers may not
+-- read directly). Empty when the store is one table.
+CREATE FUNCTION threadline.partitions(OUT name text, OUT range_start timestamptz, OUT range_end timestamptz,
+                                      OUT is_default boolean, OUT estimated_rows bigint, OUT has_rows boolean)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET datestyle = 'ISO, YMD' AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.oid, c.relname::text AS relname, b.bound, greatest(c.reltuples, 0)::bigint AS estimate
+          FROM pg_inherits i
+          JOIN pg_class c ON c.oid = i.inhrelid
+         CROSS JOIN LATERAL (SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                                 '^FOR VALUES FROM \((MINVALUE|''[^'']*'')\) TO \((MAXVALUE|''[^'']*'')\)$')
+                                    AS bound) b
+         WHERE i.inhparent = 'threadline.audit_changes'::regclass
+    LOOP
+        name := r.relname;
+        range_start := CASE WHEN r.bound[1] <> 'MINVALUE' THEN btrim(r.bound[1], '''')::timestamptz END;
+        range_end := CASE WHEN r.bound[2] <> 'MAXVALUE' THEN btrim(r.bound[2], '''')::timestamptz END;
+        is_default := r.bound IS NULL;
+        estimated_rows := r.estimate;
+        has_rows := NULL;
+        IF is_default THEN
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', r.oid::regclass) INTO has_rows;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- Gives table threadline.<name>, built with LIKE threadline.audit_changes, each index of
+-- audit_changes, named <name>_<what the table's index is named for>, then attaches it as
+-- the partition `bound` describes ('FOR VALUES ...' or 'DEFAULT'). Attaching holds writers
+-- back less than creating a partition in place does.
+CREATE FUNCTION threadline.attach_partition(name text, bound text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_index text;
+BEGIN
+    FOR v_index IN
+        SELECT regexp_replace(pg_get_indexdef(i.indexrelid),
+                              '^CREATE INDEX audit_changes_(\S+) ON ONLY threadline\.audit_changes ',
+                              format('CREATE INDEX %s_\1 ON threadline.%s ', name, quote_ident(name)))
+          FROM pg_index i WHERE i.indrelid = 'threadline.audit_changes'::regclass
+    LOOP
+        EXECUTE v_index;
+    END LOOP;
+    EXECUTE format('ALTER TABLE threadline.audit_changes ATTACH PARTITION threadline.%I %s', name, bound);
+END
+$$;
+
+-- Creates the partitions of the current period and of the `ahead` periods after it, and
+-- of every period a change in the default partition falls in, moving those changes to
+-- it. Returns how many it created; periods a partition covers already are skipped.
+CREATE FUNCTION threadline.ensure_partitions(ahead integer DEFAULT 2) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET timezone = 'UTC' AS $$
+DECLARE
+    v_period text;
+    v_step interval;
+    v_now timestamptz;
+    v_start timestamptz;
+    v_name text;
+    v_created integer := 0;
+BEGIN
+    SELECT s.partition_period INTO v_period FROM threadline.settings s;
+    IF v_period IS NULL THEN
+        RAISE EXCEPTION 'threadline: the audit store is not partitioned' USING ERRCODE = '55000',
+            HINT = 'Partition it with: threadline partitions convert --period day|week|month.';
+    END IF;
+    IF ahead IS NULL OR ahead < 0 OR ahead > 400 THEN
+        RAISE EXCEPTION 'threadline: partitions are created 0 to 400 periods ahead, got %', coalesce(ahead::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    v_step := ('1 ' || v_period)::interval;
+    v_now := threadline.period_start(v_period, now());
+    -- no change may reach the default partition while its strays move out of it
+    LOCK TABLE threadline.audit_changes_default IN EXCLUSIVE MODE;
+    FOR v_start IN
+        SELECT s FROM generate_series(v_now, v_now + v_step * ahead, v_step) s
+        UNION
+        SELECT DISTINCT threadline.period_start(v_period, d.captured_at) FROM threadline.audit_changes_default d
+        ORDER BY 1
+    LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM threadline.partitions() p
+                               WHERE NOT p.is_default AND coalesce(p.range_start, '-infinity') <= v_start
+                                 AND v_start < p.range_end);
+        v_name := 'audit_changes_' || to_char(v_start, 'YYYYMMDD');
+        -- built beside the table, then attached: attaching holds writers back less than
+        -- creating a partition in place does, and its indexes get names of its own
+        EXECUTE format('CREATE TABLE threadline.%I (LIKE threadline.audit_changes INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                       v_name);
+        EXECUTE format('WITH moved AS (DELETE FROM threadline.audit_changes_default d
+                                        WHERE d.captured_at >= $1 AND d.captured_at < $2 RETURNING d.*)
+                        INSERT INTO threadline.%I SELECT * FROM moved', v_name)
+            USING v_start, v_start + v_step;
+        PERFORM threadline.attach_partition(v_name,
+                                            format('FOR VALUES FROM (%L) TO (%L)', v_start, v_start + v_step));
+        v_created := v_created + 1;
+    END LOOP;
+    RETURN v_created;
+END
+$$;
+
+-- Makes audit_changes a partitioned table, under a lock that holds writers back for as
+-- long as it runs (a moment: it builds nothing and scans nothing it need not). The table
+-- as it was becomes the partition of everything before `boundary`, named
+-- audit_changes_before_<date>; partitions from `boundary` on are created by
+-- ensure_partitions. `boundary` must start a period. Without one, the table must be empty
+-- and the boundary is the start of the current period. With one, a validated
+-- CHECK (captured_at < boundary) named audit_changes_partition_boundary spares the scan
+-- of the old table (threadline partitions convert adds and validates it first, without
+-- blocking writers). The identity continues, and the table's grants pass to the new one.
+-- Returns the name of the partition of the changes captured before.
+CREATE FUNCTION threadline.partition_changes(period text, boundary timestamptz DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET timezone = 'UTC' AS $$
+DECLARE
+    v_before text;
+    v_old regclass;
+    v_next bigint;
+    v_acl aclitem[];
+    v_owner oid;
+    r record;
+BEGIN
+    PERFORM threadline.period_start(period, now());
+    LOCK TABLE threadline.audit_changes IN ACCESS EXCLUSIVE MODE;
+    IF (SELECT s.partition_period FROM threadline.settings s) IS NOT NULL THEN
+        RAISE EXCEPTION 'threadline: the audit store is already partitioned by %', (SELECT s.partition_period FROM threadline.settings s)
+            USING ERRCODE = '55000';
+    END IF;
+    IF boundary IS NULL THEN
+        IF EXISTS (SELECT 1 FROM threadline.audit_changes) THEN
+            RAISE EXCEPTION 'threadline: audit_changes holds changes, so its partitioning needs a boundary in the future'
+                USING ERRCODE = '55000', HINT = 'Run threadline partitions convert, which sets one and spares writers the wait.';
+        END IF;
+        boundary := threadline.period_start(period, now());
+    ELSIF boundary <> threadline.period_start(period, boundary) THEN
+        RAISE EXCEPTION 'threadline: the boundary % does not start a %', boundary, period USING ERRCODE = '22023';
+    END IF;
+    v_old := 'threadline.audit_changes'::regclass;
+    v_before := 'audit_changes_before_' || to_char(boundary, 'YYYYMMDD');
+    EXECUTE format('SELECT CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END FROM %s s',
+                   pg_get_serial_sequence('threadline.audit_changes', 'id'))
+        INTO v_next;
+    SELECT c.relacl, c.relowner INTO v_acl, v_owner FROM pg_class c WHERE c.oid = v_old;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = v_old AND k.conname = 'audit_changes_partition_boundary') THEN
+        EXECUTE format('ALTER TABLE threadline.audit_changes ADD CONSTRAINT audit_changes_partition_boundary CHECK (captured_at < %L)',
+                       boundary);
+    END IF;
+    EXECUTE format('ALTER TABLE threadline.audit_changes RENAME TO %I', v_before);
+    FOR r IN SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = v_old LOOP
+        EXECUTE format('ALTER INDEX threadline.%I RENAME TO %I', r.relname,
+                       v_before || substr(r.relname, length('audit_changes') + 1));
+    END LOOP;
+    EXECUTE format('ALTER TABLE threadline.%I ALTER COLUMN id DROP IDENTITY', v_before);
+    -- the columns, their defaults and checks are the old table's, declared once
+    EXECUTE format('CREATE TABLE threadline.audit_changes
+                        (LIKE threadline.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMMENTS)
+                        PARTITION BY RANGE (captured_at)', v_before);
+    ALTER TABLE threadline.audit_changes DROP CONSTRAINT audit_changes_partition_boundary;
+    EXECUTE format('ALTER TABLE threadline.audit_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (START WITH %s)',
+                   v_next);
+    EXECUTE format('ALTER TABLE threadline.audit_changes OWNER TO %I', pg_get_userbyid(v_owner));
+    FOR r IN SELECT a.grantee, a.privilege_type, a.is_grantable FROM aclexplode(v_acl) a WHERE a.grantee <> v_owner LOOP
+        EXECUTE format('GRANT %s ON threadline.audit_changes TO %s%s', r.privilege_type,
+                       CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.grantee)) END,
+                       CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        EXECUTE format('REVOKE %s ON threadline.%I FROM %s', r.privilege_type, v_before,
+                       CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.grantee)) END);
+    END LOOP;
+    -- the read indexes, as on the table: the old table's own are attached, not rebuilt
+    CREATE INDEX audit_changes_transaction_id_idx ON threadline.audit_changes (transaction_id, captured_at, id);
+    CREATE INDEX audit_changes_row_history_idx ON threadline.audit_changes
+        ((hashtextextended(table_schema || '.' || table_name, jsonb_hash_extended(table_pk, 0))), captured_at, id);
+    CREATE INDEX audit_changes_timeline_idx ON threadline.audit_changes (captured_at, id);
+    CREATE INDEX audit_changes_table_timeline_idx
+        ON threadline.audit_changes (table_schema, table_name, captured_at, id);
+    EXECUTE format('ALTER TABLE threadline.audit_changes ATTACH PARTITION threadline.%I FOR VALUES FROM (MINVALUE) TO (%L)',
+                   v_before, boundary);
+    CREATE TABLE threadline.audit_changes_default
+        (LIKE threadline.audit_changes INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+    PERFORM threadline.attach_partition('audit_changes_default', 'DEFAULT');
+    UPDATE threadline.settings SET partition_period = period;
+    PERFORM threadline.ensure_partitions();
+    RETURN v_before;
+END
+$$;
+
+-- Retention on a partitioned store: detaches and drops the oldest partition that ends at
+-- or before `cutoff`, with the transactions it leaves without changes, and adds the counts
+-- to run `run_id` in the same transaction. One partition a call, so writers wait for one
+-- detach at a time; partitions is 0 when none is left to drop (or the store is one table).
+-- The changes it drops are counted exactly.
+CREATE FUNCTION threadline.purge_partitions(run_id bigint, cutoff timestamptz,
+                                            OUT changes bigint, OUT transactions bigint, OUT partitions integer)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_name text;
+BEGIN
+    changes := 0;
+    transactions := 0;
+    partitions := 0;
+    SELECT p.name INTO v_name FROM threadline.partitions() p
+     WHERE NOT p.is_default AND p.range_end <= cutoff ORDER BY p.range_end LIMIT 1;
+    IF v_name IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format('ALTER TABLE threadline.audit_changes DETACH PARTITION threadline.%I', v_name);
+    EXECUTE format('SELECT count(*) FROM threadline.%I', v_name) INTO changes;
+    -- Transaction ids grow with time, so a transaction of the partition that has changes
+    -- left elsewhere has an id between the partition's least and greatest: the anti-join
+    -- reads only that range of the other partitions' transaction index.
+    EXECUTE format($q$
+        WITH gone AS (SELECT DISTINCT c.transaction_id AS id FROM threadline.%1$I c),
+             kept AS (SELECT DISTINCT c.transaction_id AS id FROM threadline.audit_changes c
+                       WHERE c.transaction_id BETWEEN (SELECT min(g.id) FROM gone g) AND (SELECT max(g.id) FROM gone g))
+        DELETE FROM threadline.audit_transactions t USING gone g
+         WHERE t.id = g.id AND NOT EXISTS (SELECT 1 FROM kept k WHERE k.id = g.id)$q$, v_name);
+    GET DIAGNOSTICS transactions = ROW_COUNT;
+    EXECUTE format('DROP TABLE threadline.%I', v_name);
+    partitions := 1;
+    UPDATE threadline.retention_runs r
+       SET changes_deleted = r.changes_deleted + purge_partitions.changes,
+           transactions_deleted = r.transactions_deleted + purge_partitions.transactions,
+           partitions_dropped = r.partitions_dropped + 1
+     WHERE r.id = run_id;
+END
+$$;
+
+-- A batch deletes its changes by (captured_at, id), which every layout indexes: a
+-- partitioned store has no index on id alone. The rest is unchanged.
+CREATE OR REPLACE FUNCTION threadline.purge_batch(run_id bigint, cutoff timestamptz, batch_size integer,
+                                                  OUT changes bigint, OUT transactions bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_transactions bigint[];
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'threadline: a purge batch must hold at least one change, got %', batch_size
+            USING ERRCODE = '22023';
+    END IF;
+    WITH doomed AS (
+        SELECT c.captured_at, c.id FROM threadline.audit_changes c
+         WHERE c.captured_at < cutoff ORDER BY c.captured_at, c.id LIMIT batch_size
+    ), gone AS (
+        DELETE FROM threadline.audit_changes c USING doomed d
+         WHERE c.captured_at = d.captured_at AND c.id = d.id RETURNING c.transaction_id
+    )
+    SELECT count(*), coalesce(array_agg(DISTINCT g.transaction_id), '{}') INTO changes, v_transactions FROM gone g;
+    DELETE FROM threadline.audit_transactions t
+     WHERE t.id = ANY (v_transactions)
+       AND NOT EXISTS (SELECT 1 FROM threadline.audit_changes c WHERE c.transaction_id = t.id);
+    GET DIAGNOSTICS transactions = ROW_COUNT;
+    UPDATE threadline.retention_runs r
+       SET changes_deleted = r.changes_deleted + purge_batch.changes,
+           transactions_deleted = r.transactions_deleted + purge_batch.transactions,
+           batches = r.batches + 1
+     WHERE r.id = run_id;
+END
+$$;
+
+-- The partitioning functions are the owner's: they create and drop tables.
+REVOKE ALL ON FUNCTION threadline.period_start(text, timestamptz), threadline.partitions(),
+                       threadline.attach_partition(text, text), threadline.ensure_partitions(integer),
+                       threadline.partition_changes(text, timestamptz),
+                       threadline.purge_partitions(bigint, timestamptz) FROM PUBLIC;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'threadline_reader') THEN
+        GRANT EXECUTE ON FUNCTION threadline.partitions() TO threadline_reader;
+    END IF;
+END
+$$;
+
 INSERT INTO threadline.schema_version (version) VALUES (3);
