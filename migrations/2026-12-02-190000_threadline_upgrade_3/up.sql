@@ -140,12 +140,16 @@ $$;
 -- Gives table threadline.<name>, built with LIKE threadline.audit_changes, each index of
 -- audit_changes, named <name>_<what the table's index is named for>, then attaches it as
 -- the partition `bound` describes ('FOR VALUES ...' or 'DEFAULT'). Attaching holds writers
--- back less than creating a partition in place does.
+-- back less than creating a partition in place does. The partition first passes to the
+-- table's owner, so that its indexes are built (their expressions run) as that owner, not
+-- as whoever calls this.
 CREATE FUNCTION threadline.attach_partition(name text, bound text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_index text;
 BEGIN
+    EXECUTE format('ALTER TABLE threadline.%I OWNER TO %I', name,
+                   (SELECT pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid = 'threadline.audit_changes'::regclass));
     FOR v_index IN
         SELECT regexp_replace(pg_get_indexdef(i.indexrelid),
                               '^CREATE INDEX audit_changes_(\S+) ON ONLY threadline\.audit_changes ',

@@ -28,7 +28,9 @@ pub static RETENTION: Spec = Spec {
 
 purge deletes the changes captured before the cutoff (now minus the kept days,
 exclusive), oldest first in batches with a pause between them, then the
-transactions left without changes. Actions and evidence are never deleted. One of
+transactions left without changes; on a partitioned store (threadline partitions)
+it first drops whole every partition that ends by the cutoff, then creates the
+partitions ahead. Actions and evidence are never deleted. One of
 --dry-run (count what would go, delete nothing) and --execute is required. A real
 run is logged in threadline.retention_runs; only one runs at a time (an advisory
 lock): a second one exits with status 1 saying so, having deleted nothing. A run

@@ -612,3 +612,43 @@ fn the_blog_example_is_clean_under_every_health_gate() {
         "{check:?}"
     );
 }
+
+#[test]
+fn a_partitioned_install_migration_partitions_the_store_diesel_installs() {
+    let app = App::new("install-partitioned");
+    let typo = app.threadline("install", &["--partitioned", "wek"]);
+    assert_eq!(typo.code, 2, "{typo:?}");
+    assert!(typo.stderr.contains("did you mean week?"), "{typo:?}");
+    assert!(
+        app.threadline("install", &["--partitioned", "week"])
+            .ok()
+            .contains("partitioned by week")
+    );
+    let db = TestDatabase::empty().expect("test database");
+    app.diesel("run", &db);
+    let url = db.url();
+    let list = threadline(&["partitions", "list", "--database-url", url, "--json"]);
+    let partitions: serde_json::Value = serde_json::from_str(list.ok()).unwrap();
+    let names: Vec<&str> = partitions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.len(),
+        5,
+        "the time before, this week and two ahead, the default: {names:?}"
+    );
+    assert!(names[0].starts_with("audit_changes_before_"), "{names:?}");
+    assert_eq!(names[4], "audit_changes_default");
+    let again = threadline(&["partitions", "convert", "--period", "day", "--database-url", url]);
+    assert_eq!(again.code, 2, "{again:?}");
+    assert!(again.stderr.contains("partitioned by week already"), "{again:?}");
+    let ensure = threadline(&["partitions", "ensure", "--ahead", "4", "--database-url", url]);
+    assert_eq!(ensure.ok(), "2 partitions created\n");
+    // The down migration removes the schema, partitions and all.
+    app.diesel("revert", &db);
+    let list = threadline(&["partitions", "list", "--database-url", url]);
+    assert_eq!(list.code, 1, "{list:?}");
+}
