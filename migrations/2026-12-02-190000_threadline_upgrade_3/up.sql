@@ -144,7 +144,7 @@ $$;
 -- table's owner, so that its indexes are built (their expressions run) as that owner, not
 -- as whoever calls this.
 CREATE FUNCTION threadline.attach_partition(name text, bound text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_index text;
 BEGIN
@@ -165,13 +165,25 @@ $$;
 -- Creates the partitions of the current period and of the `ahead` periods after it, and
 -- of every period a change in the default partition falls in, moving those changes to
 -- it. Returns how many it created; periods a partition covers already are skipped.
+--
+-- Locks: the table first, in SHARE UPDATE EXCLUSIVE mode, which writers and readers pass
+-- but which serializes ensure_partitions, purge_partitions and partition_changes, then
+-- the default partition, each in the order every other statement takes them. A partition
+-- of a period that has begun (the current one, or a past one with strays) needs the
+-- table in ACCESS EXCLUSIVE mode: a writer that chose the default partition for a row of
+-- that period must wait and choose again, not be refused. Waits end after lock_timeout,
+-- so a long reader delays this rather than every writer behind it; the caller retries.
+-- It runs as the owner of schema threadline (SECURITY DEFINER, not granted to anyone),
+-- so no code of another role's runs with the caller's privileges.
 CREATE FUNCTION threadline.ensure_partitions(ahead integer DEFAULT 2) RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET timezone = 'UTC' AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET timezone = 'UTC'
+    SET lock_timeout = '2s' AS $$
 DECLARE
     v_period text;
     v_step interval;
     v_now timestamptz;
     v_start timestamptz;
+    v_starts timestamptz[];
     v_name text;
     v_created integer := 0;
 BEGIN
@@ -186,17 +198,21 @@ BEGIN
     END IF;
     v_step := ('1 ' || v_period)::interval;
     v_now := threadline.period_start(v_period, now());
-    -- no change may reach the default partition while its strays move out of it
-    LOCK TABLE threadline.audit_changes_default IN EXCLUSIVE MODE;
-    FOR v_start IN
-        SELECT s FROM generate_series(v_now, v_now + v_step * ahead, v_step) s
-        UNION
-        SELECT DISTINCT threadline.period_start(v_period, d.captured_at) FROM threadline.audit_changes_default d
-        ORDER BY 1
-    LOOP
-        CONTINUE WHEN EXISTS (SELECT 1 FROM threadline.partitions() p
-                               WHERE NOT p.is_default AND coalesce(p.range_start, '-infinity') <= v_start
-                                 AND v_start < p.range_end);
+    LOCK TABLE threadline.audit_changes IN SHARE UPDATE EXCLUSIVE MODE;
+    SELECT coalesce(array_agg(w.s ORDER BY w.s), '{}') INTO v_starts
+      FROM (SELECT s FROM generate_series(v_now, v_now + v_step * ahead, v_step) s
+            UNION
+            SELECT DISTINCT threadline.period_start(v_period, d.captured_at) FROM threadline.audit_changes_default d) w
+     WHERE NOT EXISTS (SELECT 1 FROM threadline.partitions() p
+                        WHERE NOT p.is_default AND coalesce(p.range_start, '-infinity') <= w.s AND w.s < p.range_end);
+    IF cardinality(v_starts) = 0 THEN
+        RETURN 0;
+    END IF;
+    IF v_starts[1] <= now() THEN
+        LOCK TABLE threadline.audit_changes IN ACCESS EXCLUSIVE MODE;
+    END IF;
+    LOCK TABLE threadline.audit_changes_default IN ACCESS EXCLUSIVE MODE;
+    FOREACH v_start IN ARRAY v_starts LOOP
         v_name := 'audit_changes_' || to_char(v_start, 'YYYYMMDD');
         -- built beside the table, then attached: attaching holds writers back less than
         -- creating a partition in place does, and its indexes get names of its own
@@ -222,10 +238,14 @@ $$;
 -- and the boundary is the start of the current period. With one, a validated
 -- CHECK (captured_at < boundary) named audit_changes_partition_boundary spares the scan
 -- of the old table (threadline partitions convert adds and validates it first, without
--- blocking writers). The identity continues, and the table's grants pass to the new one.
+-- blocking writers). The identity continues, and the table's grants pass to the new one
+-- (column grants, policies, triggers and views stay with the old table). The lock is
+-- waited for up to lock_timeout, so that writers do not queue behind a long reader; the
+-- caller retries. It runs as the owner of schema threadline, as ensure_partitions does.
 -- Returns the name of the partition of the changes captured before.
 CREATE FUNCTION threadline.partition_changes(period text, boundary timestamptz DEFAULT NULL) RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET timezone = 'UTC' AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET timezone = 'UTC'
+    SET lock_timeout = '2s' AS $$
 DECLARE
     v_before text;
     v_old regclass;
@@ -298,37 +318,45 @@ BEGIN
 END
 $$;
 
--- Retention on a partitioned store: detaches and drops the oldest partition that ends at
--- or before `cutoff`, with the transactions it leaves without changes, and adds the counts
--- to run `run_id` in the same transaction. One partition a call, so writers wait for one
--- detach at a time; partitions is 0 when none is left to drop (or the store is one table).
--- The changes it drops are counted exactly.
+-- Retention on a partitioned store: drops the oldest partition that ends at or before
+-- `cutoff`, with the transactions it leaves without changes, and adds the counts to run
+-- `run_id` in the same transaction. One partition a call; partitions is 0 when none is
+-- left to drop (or the store is one table). The counting and the transactions' deletion
+-- come first, under the SHARE UPDATE EXCLUSIVE lock that writers pass (the partition's
+-- time is past, so nobody writes into it); only the detach and the drop hold the table
+-- in ACCESS EXCLUSIVE mode, waited for up to lock_timeout (the caller retries). It runs
+-- as the owner of schema threadline, as ensure_partitions does.
 CREATE FUNCTION threadline.purge_partitions(run_id bigint, cutoff timestamptz,
                                             OUT changes bigint, OUT transactions bigint, OUT partitions integer)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '2s' AS $$
 DECLARE
     v_name text;
+    v_start timestamptz;
+    v_end timestamptz;
+    v_least bigint;
+    v_greatest bigint;
 BEGIN
     changes := 0;
     transactions := 0;
     partitions := 0;
-    SELECT p.name INTO v_name FROM threadline.partitions() p
+    LOCK TABLE threadline.audit_changes IN SHARE UPDATE EXCLUSIVE MODE;
+    SELECT p.name, p.range_start, p.range_end INTO v_name, v_start, v_end FROM threadline.partitions() p
      WHERE NOT p.is_default AND p.range_end <= cutoff ORDER BY p.range_end LIMIT 1;
     IF v_name IS NULL THEN
         RETURN;
     END IF;
-    EXECUTE format('ALTER TABLE threadline.audit_changes DETACH PARTITION threadline.%I', v_name);
-    EXECUTE format('SELECT count(*) FROM threadline.%I', v_name) INTO changes;
-    -- Transaction ids grow with time, so a transaction of the partition that has changes
-    -- left elsewhere has an id between the partition's least and greatest: the anti-join
-    -- reads only that range of the other partitions' transaction index.
-    EXECUTE format($q$
-        WITH gone AS (SELECT DISTINCT c.transaction_id AS id FROM threadline.%1$I c),
-             kept AS (SELECT DISTINCT c.transaction_id AS id FROM threadline.audit_changes c
-                       WHERE c.transaction_id BETWEEN (SELECT min(g.id) FROM gone g) AND (SELECT max(g.id) FROM gone g))
-        DELETE FROM threadline.audit_transactions t USING gone g
-         WHERE t.id = g.id AND NOT EXISTS (SELECT 1 FROM kept k WHERE k.id = g.id)$q$, v_name);
+    EXECUTE format('SELECT count(*), min(c.transaction_id), max(c.transaction_id) FROM threadline.%I c', v_name)
+        INTO changes, v_least, v_greatest;
+    -- The partition's transactions lie between its least and greatest transaction id;
+    -- those with changes outside its range stay. Ids grow with time, so the other
+    -- partitions' rows in that range are few: only the speed depends on it.
+    DELETE FROM threadline.audit_transactions t
+     WHERE t.id BETWEEN v_least AND v_greatest
+       AND NOT EXISTS (SELECT 1 FROM threadline.audit_changes c
+                        WHERE c.transaction_id BETWEEN v_least AND v_greatest AND c.transaction_id = t.id
+                          AND (c.captured_at >= v_end OR c.captured_at < coalesce(v_start, '-infinity')));
     GET DIAGNOSTICS transactions = ROW_COUNT;
+    EXECUTE format('ALTER TABLE threadline.audit_changes DETACH PARTITION threadline.%I', v_name);
     EXECUTE format('DROP TABLE threadline.%I', v_name);
     partitions := 1;
     UPDATE threadline.retention_runs r

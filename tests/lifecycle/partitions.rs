@@ -338,3 +338,41 @@ fn a_conversion_that_fails_leaves_no_check_behind_and_health_names_one_left() {
     let err = partitions::ensure_blocking(&mut conn, 2).unwrap_err().to_string();
     assert!(err.contains("not partitioned"), "{err}");
 }
+
+#[test]
+fn a_write_waiting_while_ensure_creates_its_period_s_partition_lands_in_it() {
+    let (db, mut conn) = installed();
+    partitions::convert_blocking(&mut conn, Period::Day).unwrap();
+    // Today's partition lapsed: today's changes land in the default partition.
+    let today = format!("audit_changes_{}", Utc::now().format("%Y%m%d"));
+    exec(
+        &mut conn,
+        &format!(
+            "ALTER TABLE threadline.audit_changes DETACH PARTITION threadline.{today}; DROP TABLE threadline.{today};
+             INSERT INTO posts VALUES (1, 'stray');"
+        ),
+    );
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM threadline.audit_changes_default"),
+        1
+    );
+    exec(&mut conn, "BEGIN; SELECT threadline.ensure_partitions();");
+    let url = db.app_url().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut app = PgConnection::establish(&url).unwrap();
+        sql_query("INSERT INTO posts VALUES (2, 'while ensure holds its locks')").execute(&mut app)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!writer.is_finished(), "the writer waits for the new partition");
+    exec(&mut conn, "COMMIT");
+    writer.join().unwrap().expect("the waiting write is not refused");
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM threadline.audit_changes_default"),
+        0
+    );
+    assert_eq!(
+        count(&mut conn, &format!("SELECT count(*) AS n FROM threadline.{today}")),
+        2,
+        "the stray moved, the waiting write routed to the new partition"
+    );
+}

@@ -7,6 +7,7 @@ mod as_of;
 mod bundles;
 mod export;
 mod history;
+mod parquet;
 mod scope;
 mod timeline;
 

@@ -1,10 +1,12 @@
-//! `threadline export`: the changes a filter selects, streamed as CSV, JSON or NDJSON.
+//! `threadline export`: the changes a filter selects, streamed as CSV, JSON or NDJSON, or
+//! written as a folder of Parquet files.
 
 use std::cell::Cell;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use threadline::export::parquet::ParquetOptions;
 use threadline::export::{ExportOptions, ExportSummary, Format};
 use threadline::read::Reader;
 
@@ -22,7 +24,7 @@ pub static EXPORT: Spec = Spec {
     database: true,
     config: false,
     help: concat!(
-        "usage: threadline export --format csv|json|ndjson [filters] [--max-rows N]
+        "usage: threadline export --format csv|json|ndjson|parquet [filters] [--max-rows N]
                         [--page-size N] [--output PATH|-]
 
 Writes every change matching the filters, newest first, streamed page by page.
@@ -33,12 +35,16 @@ Writes every change matching the filters, newest first, streamed page by page.
 options:
   --format F            csv (RFC 4180, header line), json (one document:
                         {\"format_version\":1,\"generated_at\":...,\"changes\":[...],
-                        \"truncated\":false}) or ndjson (one change per line)
+                        \"truncated\":false}), ndjson (one change per line) or
+                        parquet (a folder, given by --output, of files by table and
+                        day: table=<schema.name>/date=<YYYY-MM-DD>/part-<N>.parquet,
+                        typed columns, JSON columns as text)
   --max-rows N          stop after N changes; says so on stderr when more match
   --page-size N         changes read per database round trip, 1 to 10000
                         (default 2000); never changes the output
   --output PATH|-       the file to write (default -: stdout). The export is written
-                        to PATH.partial and renamed to PATH once complete.
+                        to PATH.partial and renamed to PATH once complete. For
+                        parquet, the folder to create (it must not exist).
   --database-url URL    the database (default: $DATABASE_URL)
 
 Progress and a summary are shown on stderr when it is a terminal."
@@ -47,19 +53,20 @@ Progress and a summary are shown on stderr when it is a terminal."
 
 /// Runs `threadline export`.
 pub fn export(args: &Args) -> Result<(), Failure> {
-    let format: Format = args
+    let format = args
         .value("format")
-        .ok_or_else(|| args.usage("--format is required: csv, json or ndjson"))?
-        .parse()
-        .map_err(|e| args.usage(e))?;
+        .ok_or_else(|| args.usage("--format is required: csv, json, ndjson or parquet"))?;
+    if format == "parquet" {
+        return parquet(args);
+    }
+    let format: Format = format.parse().map_err(|e| args.usage(e))?;
     let filter = args.filter()?;
     let mut options = ExportOptions::new(format);
-    match args.number::<u64>("max-rows")? {
-        Some(0) => return Err(args.usage("--max-rows: must be at least 1")),
-        Some(max) => options = options.max_rows(max),
-        None => {}
+    let (max_rows, page_size) = limits(args)?;
+    if let Some(max) = max_rows {
+        options = options.max_rows(max);
     }
-    if let Some(size) = args.page_size()? {
+    if let Some(size) = page_size {
         options = options.page_size(size);
     }
     let output = match args.value("output") {
@@ -84,6 +91,77 @@ pub fn export(args: &Args) -> Result<(), Failure> {
     progress.end_line();
     let summary = written?;
     progress.summary(&summary, output.as_deref());
+    if summary.truncated {
+        note(format!(
+            "stopped at {} (--max-rows); more changes match",
+            rows(summary.rows)
+        ));
+    }
+    Ok(())
+}
+
+/// `--max-rows` (at least 1) and `--page-size`, when given.
+fn limits(args: &Args) -> Result<(Option<u64>, Option<usize>), Failure> {
+    let max_rows = match args.number::<u64>("max-rows")? {
+        Some(0) => return Err(args.usage("--max-rows: must be at least 1")),
+        other => other,
+    };
+    Ok((max_rows, args.page_size()?))
+}
+
+/// `threadline export --format parquet --output DIR`: written into `DIR.partial`, renamed
+/// to `DIR` once complete.
+fn parquet(args: &Args) -> Result<(), Failure> {
+    let filter = args.filter()?;
+    let mut options = ParquetOptions::new();
+    let (max_rows, page_size) = limits(args)?;
+    if let Some(max) = max_rows {
+        options = options.max_rows(max);
+    }
+    if let Some(size) = page_size {
+        options = options.page_size(size);
+    }
+    let dir = match args.value("output") {
+        None | Some("-") | Some("") => {
+            return Err(args.usage("--format parquet writes a folder: give it with --output DIR"));
+        }
+        Some(dir) => PathBuf::from(dir),
+    };
+    if dir.exists() {
+        return Err(Failure::Runtime(format!("{} exists; name a new folder", dir.display())));
+    }
+    let mut partial = dir.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    if partial.exists() {
+        return Err(Failure::Runtime(format!(
+            "{} exists, left by an export that did not finish: remove it first",
+            partial.display()
+        )));
+    }
+    let mut conn = connect(args)?;
+    let export = Reader::new().export_parquet(&filter, options)?;
+    let progress = Progress::new(false);
+    let written = export.write_dir_blocking(&mut conn, &partial, |rows| progress.update(rows));
+    progress.end_line();
+    let summary = match written {
+        Ok(summary) => summary,
+        Err(error) => {
+            let _ = fs::remove_dir_all(&partial);
+            return Err(error.into());
+        }
+    };
+    fs::rename(&partial, &dir)
+        .map_err(|e| Failure::Runtime(format!("cannot rename {} to {}: {e}", partial.display(), dir.display())))?;
+    if progress.show {
+        note(format!(
+            "{} exported to {} in {} files ({} bytes)",
+            rows(summary.rows),
+            dir.display(),
+            summary.files.len(),
+            thousands(summary.bytes)
+        ));
+    }
     if summary.truncated {
         note(format!(
             "stopped at {} (--max-rows); more changes match",

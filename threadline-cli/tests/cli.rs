@@ -572,6 +572,43 @@ fn exports_write_every_format_to_files_and_stdout() {
 }
 
 #[test]
+fn a_parquet_export_is_a_new_folder_of_files_by_table_and_day() {
+    let (db, mut conn) = setup();
+    blog(&mut conn);
+    let dir = scratch("export-parquet");
+    let out_dir = dir.join("audit");
+    let path = out_dir.to_str().unwrap();
+    let missing = run(&db, "export", &["--format", "parquet"]);
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(missing.stderr.contains("--output DIR"), "{missing:?}");
+    let out = run(
+        &db,
+        "export",
+        &["--format", "parquet", "--table", "posts", "--output", path],
+    );
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+    let table = out_dir.join("table=public.posts");
+    let days: Vec<_> = std::fs::read_dir(&table)
+        .unwrap()
+        .map(|d| d.unwrap().file_name())
+        .collect();
+    assert_eq!(days.len(), 1, "{days:?}");
+    let day = table.join(&days[0]);
+    assert!(day.join("part-0.parquet").is_file(), "{day:?}");
+    assert_eq!(std::fs::read(day.join("part-0.parquet")).unwrap()[..4], *b"PAR1");
+    assert_eq!(
+        std::fs::read_dir(&out_dir).unwrap().count(),
+        1,
+        "only the filtered table"
+    );
+    assert!(!dir.join("audit.partial").exists());
+    let again = run(&db, "export", &["--format", "parquet", "--output", path]);
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stderr.contains("exists; name a new folder"), "{again:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn exports_stop_at_max_rows_and_say_so() {
     let (db, mut conn) = setup();
     blog(&mut conn);

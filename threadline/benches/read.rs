@@ -1,8 +1,8 @@
 //! Read benchmark: whether reads stay flat as the audit trail grows.
 //!
 //! ```text
-//! cargo bench -p threadline --bench read --features testing
-//! THREADLINE_BENCH_READ_ROWS=50000 cargo bench -p threadline --bench read --features testing
+//! cargo bench -p threadline --bench read --features testing,parquet
+//! THREADLINE_BENCH_READ_ROWS=50000 cargo bench -p threadline --bench read --features testing,parquet
 //! ```
 //!
 //! Two trails are written through the real capture triggers, each into its own database:
@@ -35,12 +35,15 @@
 //!   pages (the psql process timed from start to exit); median of
 //!   `THREADLINE_BENCH_READ_REPEAT` runs (default 3). `ratio` is export / COPY rows per
 //!   second, target >= 0.5.
+//! - `export` of `parquet`: the same, as a Parquet folder written to a temporary folder
+//!   (removed after each run); `csv_ratio` is its rows per second over the CSV export's,
+//!   target >= 1.
 //! - `export_unanalyzed`: a CSV export of one statement of
 //!   `THREADLINE_BENCH_READ_STATEMENT_ROWS` changes (default 300000), read right after the
 //!   statement commits, with autovacuum off on the audit tables so that none has
 //!   statistics (`analyzed` says so at the end), against `COPY` of the same rows; the
 //!   median of `THREADLINE_BENCH_READ_REPEAT` runs of each, target `ratio` >= 0.5.
-//! - `export_memory`, one line per format: the peak resident memory a full export of the
+//! - `export_memory`, one line per format (`parquet` too): the peak resident memory a full export of the
 //!   large trail adds, measured in a fresh child process of this benchmark (so earlier
 //!   scenarios' heap does not hide it): `VmRSS` before, the peak reset through
 //!   `/proc/self/clear_refs`, `VmHWM` after; target `added_mib` < 64.
@@ -56,6 +59,7 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::BigInt;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use serde_json::{Value, json};
+use threadline::export::parquet::ParquetOptions;
 use threadline::export::{ExportOptions, Format};
 use threadline::read::{AsOf, Cursor, Filter, MAX_PAGE_SIZE, Reader, RowKey, TableName};
 use threadline::testing::TestDatabase;
@@ -480,29 +484,59 @@ fn export_ms(conn: &mut PgConnection, format: Format) -> (f64, u64, u64) {
     (ms, summary.rows, summary.bytes)
 }
 
+/// Milliseconds of a full Parquet export of the trail into a temporary folder, with its
+/// rows and bytes.
+fn parquet_ms(conn: &mut PgConnection) -> (f64, u64, u64) {
+    let dir = std::env::temp_dir().join(format!("threadline-bench-parquet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let export = Reader::new()
+        .export_parquet(&Filter::new(), ParquetOptions::new())
+        .expect("export");
+    let (ms, summary) = timed(|| export.write_dir_blocking(conn, &dir, |_| {}));
+    let summary = summary.expect("Parquet export");
+    std::fs::remove_dir_all(&dir).expect("remove the Parquet folder");
+    (ms, summary.rows, summary.bytes)
+}
+
+/// A full export in `format` (`csv`, `ndjson` or `parquet`): milliseconds, rows, bytes.
+fn any_export_ms(conn: &mut PgConnection, format: &str) -> (f64, u64, u64) {
+    match format {
+        "parquet" => parquet_ms(conn),
+        other => export_ms(conn, other.parse().expect("format")),
+    }
+}
+
 fn export(trail: &mut Trail, repeat: u64) -> Vec<Value> {
     let psql = psql();
     let url = trail.db.url().to_owned();
-    let formats = [Format::Csv, Format::Ndjson];
+    let formats = ["csv", "ndjson", "parquet"];
     let mut times = vec![Vec::new(); formats.len()];
     let mut sizes = vec![(0, 0); formats.len()];
     let mut copy = Vec::new();
     for _ in 0..repeat {
         for (i, format) in formats.into_iter().enumerate() {
-            let (ms, rows, bytes) = export_ms(&mut trail.conn, format);
+            let (ms, rows, bytes) = any_export_ms(&mut trail.conn, format);
             assert_eq!(rows, trail.rows, "the export writes every change");
             times[i].push(ms);
             sizes[i] = (rows, bytes);
         }
         copy.push(copy_ms(&psql, &url));
     }
+    let csv_ms = quantile(&times[0], 0.5);
     formats
         .into_iter()
         .enumerate()
         .map(|(i, format)| {
             let (rows, bytes) = sizes[i];
-            let head = json!({ "scenario": "export", "format": format.to_string(), "rows": rows, "bytes": bytes });
-            versus_copy(head, rows, repeat, &times[i], &copy)
+            let head = json!({ "scenario": "export", "format": format, "rows": rows, "bytes": bytes });
+            let mut line = versus_copy(head, rows, repeat, &times[i], &copy);
+            if format == "parquet" {
+                let csv_ratio = csv_ms / quantile(&times[i], 0.5);
+                line["csv_ratio"] = json!(round(csv_ratio));
+                line["target"] = json!("csv_ratio >= 1");
+                line["target_met"] = json!(csv_ratio >= 1.0);
+            }
+            line
         })
         .collect()
 }
@@ -520,11 +554,10 @@ fn status_kib(field: &str) -> u64 {
 /// The memory child: one export from a fresh process, its memory figures on stdout.
 fn memory_child(format: &str) {
     let url = std::env::var(MEMORY_URL).expect("the database URL");
-    let format: Format = format.parse().expect("format");
     let mut conn = PgConnection::establish(&url).expect("connect");
     let rss_before = status_kib("VmRSS");
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-    let (ms, rows, _) = export_ms(&mut conn, format);
+    let (ms, rows, _) = any_export_ms(&mut conn, format);
     let hwm = status_kib("VmHWM");
     println!(
         "{}",
@@ -534,7 +567,7 @@ fn memory_child(format: &str) {
 
 fn export_memory(trail: &Trail) -> Vec<Value> {
     let exe = std::env::current_exe().expect("the benchmark's path");
-    ["csv", "ndjson"]
+    ["csv", "ndjson", "parquet"]
         .into_iter()
         .map(|format| {
             let output = Command::new(&exe)

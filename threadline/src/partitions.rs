@@ -226,6 +226,26 @@ pub fn convert_blocking(conn: &mut PgConnection, period: Period) -> Result<Conve
     ready(convert_store(conn, period))
 }
 
+/// Attempts at a statement that waits for a lock of the audit table: each waits up to the
+/// function's `lock_timeout` (2 s) before giving way to the writers queued behind it.
+const LOCK_ATTEMPTS: u32 = 5;
+
+/// Runs the statement `sql` makes, again when it gave up waiting for a lock, up to
+/// [`LOCK_ATTEMPTS`] times.
+pub(crate) async fn load_retrying<C, R>(conn: &mut C, sql: impl Fn() -> Sql) -> Result<Vec<R>, Error>
+where
+    C: Db,
+    R: QueryableByName<diesel::pg::Pg> + Send + 'static,
+{
+    let mut attempt = 1;
+    loop {
+        match conn.load::<R>(sql()).await {
+            Err(error) if attempt < LOCK_ATTEMPTS && error.to_string().contains("lock timeout") => attempt += 1,
+            done => return done,
+        }
+    }
+}
+
 pub(crate) async fn store_period<C: Db>(conn: &mut C) -> Result<Option<Period>, Error> {
     let row = conn
         .load::<PeriodRow>(Sql::new("SELECT partition_period AS period FROM threadline.settings"))
@@ -249,10 +269,12 @@ pub(crate) async fn ensure_ahead<C: Db>(conn: &mut C, ahead: u32) -> Result<u32,
             reason: format!("at most {MAX_AHEAD}, got {ahead}"),
         });
     }
-    let mut sql = Sql::new("SELECT threadline.ensure_partitions(");
-    sql.bind(Bind::BigInt(ahead.into())).push("::integer) AS created");
-    let created = conn
-        .load::<CreatedRow>(sql.writing())
+    let sql = || {
+        let mut sql = Sql::new("SELECT threadline.ensure_partitions(");
+        sql.bind(Bind::BigInt(ahead.into())).push("::integer) AS created");
+        sql.writing()
+    };
+    let created = load_retrying::<_, CreatedRow>(conn, sql)
         .await?
         .pop()
         .expect("one row")
@@ -275,9 +297,16 @@ async fn convert_store<C: Db>(conn: &mut C, period: Period) -> Result<Conversion
         .pop()
         .is_some_and(|r| r.flag);
     let before = if empty {
-        let mut swap = Sql::new("SELECT threadline.partition_changes(");
-        swap.bind(Bind::Text(period.as_str().into())).push(") AS name");
-        conn.load::<NameRow>(swap.writing()).await?.pop().expect("one row").name
+        let swap = || {
+            let mut swap = Sql::new("SELECT threadline.partition_changes(");
+            swap.bind(Bind::Text(period.as_str().into())).push(") AS name");
+            swap.writing()
+        };
+        load_retrying::<_, NameRow>(conn, swap)
+            .await?
+            .pop()
+            .expect("one row")
+            .name
     } else {
         live_swap(conn, period).await?
     };
@@ -328,12 +357,20 @@ async fn live_swap<C: Db>(conn: &mut C, period: Period) -> Result<String, Error>
             .writing(),
         )
         .await?;
-        let mut swap = Sql::new("SELECT threadline.partition_changes(");
-        swap.bind(Bind::Text(period.as_str().into()))
-            .push(", ")
-            .bind(Bind::Timestamp(boundary))
-            .push(") AS name");
-        Ok::<_, Error>(conn.load::<NameRow>(swap.writing()).await?.pop().expect("one row").name)
+        let swap = || {
+            let mut swap = Sql::new("SELECT threadline.partition_changes(");
+            swap.bind(Bind::Text(period.as_str().into()))
+                .push(", ")
+                .bind(Bind::Timestamp(boundary))
+                .push(") AS name");
+            swap.writing()
+        };
+        let name = load_retrying::<_, NameRow>(&mut *conn, swap)
+            .await?
+            .pop()
+            .expect("one row")
+            .name;
+        Ok::<_, Error>(name)
     };
     let outcome = steps.await;
     if outcome.is_err() && store_period(conn).await.ok().flatten().is_none() {

@@ -535,12 +535,18 @@ where
     // Whole partitions first, one a statement, so writers wait for one detach at a time.
     if partitioned {
         loop {
-            let mut drop = Sql::new("SELECT partitions FROM threadline.purge_partitions(");
-            drop.bind(Bind::BigInt(id))
-                .push(", ")
-                .bind(Bind::Timestamp(cutoff))
-                .push(")");
-            let dropped = conn.load::<DroppedRow>(drop.writing()).await?.pop().expect("one row");
+            let drop = || {
+                let mut drop = Sql::new("SELECT partitions FROM threadline.purge_partitions(");
+                drop.bind(Bind::BigInt(id))
+                    .push(", ")
+                    .bind(Bind::Timestamp(cutoff))
+                    .push(")");
+                drop.writing()
+            };
+            let dropped = partitions::load_retrying::<_, DroppedRow>(conn, drop)
+                .await?
+                .pop()
+                .expect("one row");
             if dropped.partitions == 0 {
                 break;
             }

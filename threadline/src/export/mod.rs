@@ -17,6 +17,8 @@
 //! - **JSON**: one document,
 //!   `{"format_version":1,"generated_at":"…","changes":[…],"truncated":false}`.
 //! - **NDJSON**: one change object per line.
+//! - **Parquet** (feature `parquet`): a folder of files by table and day, with typed
+//!   columns; see `threadline::export::parquet`.
 //!
 //! Times are RFC 3339 in UTC with microseconds. An export is written page by page; the
 //! bytes are the same whatever the page size, so a streamed export equals an eager one.
@@ -33,6 +35,9 @@
 //! println!("{} rows, truncated: {}", summary.rows, summary.truncated);
 //! # Ok(()) }
 //! ```
+
+#[cfg(feature = "parquet")]
+pub mod parquet;
 
 use std::fmt;
 use std::io::Write;

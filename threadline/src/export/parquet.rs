@@ -1,0 +1,464 @@
+//! Parquet exports for analytics: the changes a [`Filter`] selects, written into a folder
+//! as one set of files per table and capture day (UTC), Hive-style:
+//!
+//! ```text
+//! <dir>/table=public.posts/date=2026-12-03/part-0.parquet
+//! ```
+//!
+//! A table's name is percent-encoded in its folder's name where a byte is not an ASCII
+//! letter, digit, `.`, `_` or `-`. Every file has the export's [`FIELDS`], in order, with
+//! this schema (Snappy-compressed):
+//!
+//! | column | Parquet type |
+//! |---|---|
+//! | `id`, `transaction_id` | `INT64` |
+//! | `captured_at` | `INT64 (TIMESTAMP(MICROS, true))`, UTC |
+//! | `table_schema`, `table_name`, `op` | `BYTE_ARRAY (STRING)` |
+//! | `from_update` | `BOOLEAN` |
+//! | `request_id`, `correlation_id`, `tenant_id`, `action` | `BYTE_ARRAY (STRING)`, nullable |
+//! | `table_pk`, `changed_fields`, `masked_fields`, `excluded_fields` | JSON as `BYTE_ARRAY (STRING)` |
+//! | `data`, `changed_from`, `actor` | JSON as `BYTE_ARRAY (STRING)`, nullable |
+//!
+//! The JSON columns hold the same text as the CSV export's cells. Rows are read in keyset
+//! pages, newest first, and buffered for at most [`BUFFERED_ROWS`] rows across every open
+//! file before a row group is written, so memory stays flat whatever the row count; a file
+//! is closed once the export has passed its day, and a new part begins every
+//! [`ParquetOptions::rows_per_file`] rows.
+//!
+//! ```no_run
+//! # fn demo(conn: &mut diesel::PgConnection) -> Result<(), threadline::Error> {
+//! use threadline::export::parquet::ParquetOptions;
+//! use threadline::read::{Filter, Reader};
+//!
+//! let summary = Reader::new()
+//!     .export_parquet(&Filter::new(), ParquetOptions::new())?
+//!     .write_dir_blocking(conn, std::path::Path::new("audit-parquet"), |rows| eprint!("\r{rows}"))?;
+//! println!("{} rows in {} files", summary.rows, summary.files.len());
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ::parquet::basic::Compression;
+use ::parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
+use ::parquet::file::properties::WriterProperties;
+use ::parquet::file::writer::SerializedFileWriter;
+use ::parquet::schema::parser::parse_message_type;
+use ::parquet::schema::types::Type;
+use chrono::NaiveDate;
+use diesel::PgConnection;
+use diesel_async::AsyncPgConnection;
+
+use super::{EXPORT_COLUMNS, ExportRow, FIELDS};
+use crate::Error;
+use crate::read::{ChangeQuery, Db, Filter, Reader, Restriction, Surface, check_page_size, ready};
+
+/// The most rows buffered, across every open file, before the largest buffer is written
+/// out as a row group.
+pub const BUFFERED_ROWS: usize = 16_384;
+
+/// The schema of every file, the columns in the order of [`FIELDS`].
+const SCHEMA: &str = "message change {
+    REQUIRED INT64 id;
+    REQUIRED INT64 transaction_id;
+    REQUIRED INT64 captured_at (TIMESTAMP(MICROS,true));
+    REQUIRED BYTE_ARRAY table_schema (STRING);
+    REQUIRED BYTE_ARRAY table_name (STRING);
+    REQUIRED BYTE_ARRAY op (STRING);
+    REQUIRED BYTE_ARRAY table_pk (STRING);
+    OPTIONAL BYTE_ARRAY data (STRING);
+    REQUIRED BYTE_ARRAY changed_fields (STRING);
+    OPTIONAL BYTE_ARRAY changed_from (STRING);
+    REQUIRED BOOLEAN from_update;
+    OPTIONAL BYTE_ARRAY actor (STRING);
+    OPTIONAL BYTE_ARRAY request_id (STRING);
+    OPTIONAL BYTE_ARRAY correlation_id (STRING);
+    OPTIONAL BYTE_ARRAY tenant_id (STRING);
+    OPTIONAL BYTE_ARRAY action (STRING);
+    REQUIRED BYTE_ARRAY masked_fields (STRING);
+    REQUIRED BYTE_ARRAY excluded_fields (STRING);
+}";
+
+/// How a Parquet export runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParquetOptions {
+    max_rows: Option<u64>,
+    page_size: usize,
+    rows_per_file: u64,
+}
+
+impl Default for ParquetOptions {
+    fn default() -> Self {
+        ParquetOptions {
+            max_rows: None,
+            page_size: super::DEFAULT_PAGE_SIZE,
+            rows_per_file: 1_000_000,
+        }
+    }
+}
+
+impl ParquetOptions {
+    /// Every change, 1 000 000 rows a file at most.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stops after `max_rows` changes.
+    pub fn max_rows(mut self, max_rows: u64) -> Self {
+        self.max_rows = Some(max_rows);
+        self
+    }
+
+    /// Rows read per page (1 to 10 000).
+    pub fn page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    /// Starts a new part of a table's day after this many rows (at least 1).
+    pub fn rows_per_file(mut self, rows: u64) -> Self {
+        self.rows_per_file = rows.max(1);
+        self
+    }
+}
+
+/// What a Parquet export wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParquetSummary {
+    /// Changes written.
+    pub rows: u64,
+    /// True when `max_rows` stopped the export before every match was written.
+    pub truncated: bool,
+    /// The files written, relative to the folder, in the order they were closed.
+    pub files: Vec<PathBuf>,
+    /// Bytes written, over every file.
+    pub bytes: u64,
+}
+
+/// A Parquet export, ready to write: made by [`Reader::export_parquet`].
+#[derive(Debug)]
+pub struct ParquetExport {
+    filter: Filter,
+    restriction: Restriction,
+    options: ParquetOptions,
+}
+
+impl Reader {
+    /// Starts a Parquet export of the changes `filter` selects, under this reader's scope.
+    /// Nothing is read until it is written.
+    pub fn export_parquet(&self, filter: &Filter, options: ParquetOptions) -> Result<ParquetExport, Error> {
+        check_page_size(options.page_size)?;
+        Ok(ParquetExport {
+            filter: filter.clone(),
+            restriction: self.scope().restriction(Surface::Export)?,
+            options,
+        })
+    }
+}
+
+impl ParquetExport {
+    /// Writes the export into `dir`, which must not exist or be empty, calling `progress`
+    /// with the rows written so far after each page.
+    pub async fn write_dir(
+        &self,
+        conn: &mut AsyncPgConnection,
+        dir: &Path,
+        progress: impl FnMut(u64),
+    ) -> Result<ParquetSummary, Error> {
+        self.write(conn, dir, progress).await
+    }
+
+    /// [`ParquetExport::write_dir`] on a blocking connection.
+    pub fn write_dir_blocking(
+        &self,
+        conn: &mut PgConnection,
+        dir: &Path,
+        progress: impl FnMut(u64),
+    ) -> Result<ParquetSummary, Error> {
+        ready(self.write(conn, dir, progress))
+    }
+
+    async fn write<C: Db>(
+        &self,
+        conn: &mut C,
+        dir: &Path,
+        mut progress: impl FnMut(u64),
+    ) -> Result<ParquetSummary, Error> {
+        if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+            return Err(Error::Invalid {
+                field: "Parquet folder",
+                reason: format!("{} is not empty; name a new or empty folder", dir.display()),
+            });
+        }
+        std::fs::create_dir_all(dir)?;
+        let query = ChangeQuery {
+            columns: EXPORT_COLUMNS,
+            filter: &self.filter,
+            restriction: &self.restriction,
+        };
+        let mut files = Files::new(dir, self.options.rows_per_file)?;
+        let mut after = None;
+        let mut rows = 0_u64;
+        let truncated = loop {
+            let remaining = self.options.max_rows.map_or(u64::MAX, |max| max - rows.min(max));
+            let want = usize::try_from(remaining)
+                .unwrap_or(usize::MAX)
+                .min(self.options.page_size);
+            let mut page: Vec<ExportRow> = conn.load(query.newest_first(after, want + 1)).await?;
+            let more = page.len() > want;
+            page.truncate(want);
+            after = page.last().map(|last| (last.captured_at, last.id));
+            rows += page.len() as u64;
+            for row in page {
+                files.push(row)?;
+            }
+            progress(rows);
+            if !more || want == 0 || self.options.max_rows == Some(rows) {
+                break more;
+            }
+        };
+        let (files, bytes) = files.finish()?;
+        Ok(ParquetSummary {
+            rows,
+            truncated,
+            files,
+            bytes,
+        })
+    }
+}
+
+/// The folder of a table's files: `table=<schema>.<name>`, percent-encoded.
+fn table_folder(schema: &str, name: &str) -> String {
+    let mut out = String::from("table=");
+    for byte in format!("{schema}.{name}").bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => out.push(char::from(byte)),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// One open file: a table's day, its part number, and the rows not yet written.
+struct Open {
+    writer: SerializedFileWriter<File>,
+    path: PathBuf,
+    buffered: Vec<ExportRow>,
+    rows: u64,
+}
+
+/// The open files of an export, by table and day.
+struct Files {
+    dir: PathBuf,
+    schema: Arc<Type>,
+    properties: Arc<WriterProperties>,
+    rows_per_file: u64,
+    open: HashMap<(String, String, NaiveDate), Open>,
+    /// The next part number of each table's day.
+    parts: HashMap<(String, String, NaiveDate), u32>,
+    buffered: usize,
+    closed: Vec<PathBuf>,
+    bytes: u64,
+}
+
+impl Files {
+    fn new(dir: &Path, rows_per_file: u64) -> Result<Self, Error> {
+        let schema = Arc::new(parse_message_type(SCHEMA).map_err(parquet_error)?);
+        debug_assert_eq!(schema.get_fields().len(), FIELDS.len());
+        let properties = Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).build());
+        Ok(Files {
+            dir: dir.to_owned(),
+            schema,
+            properties,
+            rows_per_file,
+            open: HashMap::new(),
+            parts: HashMap::new(),
+            buffered: 0,
+            closed: Vec::new(),
+            bytes: 0,
+        })
+    }
+
+    fn push(&mut self, row: ExportRow) -> Result<(), Error> {
+        let day = row.captured_at.date_naive();
+        // Rows come newest first: a day after this row's is complete.
+        let done: Vec<_> = self.open.keys().filter(|(_, _, d)| *d > day).cloned().collect();
+        for key in done {
+            self.close(&key)?;
+        }
+        let key = (row.table_schema.clone(), row.table_name.clone(), day);
+        if !self.open.contains_key(&key) {
+            let part = self.parts.entry(key.clone()).or_insert(0);
+            let path = PathBuf::from(table_folder(&key.0, &key.1))
+                .join(format!("date={day}"))
+                .join(format!("part-{part}.parquet"));
+            *part += 1;
+            std::fs::create_dir_all(self.dir.join(path.parent().expect("a folder")))?;
+            let file = File::create(self.dir.join(&path))?;
+            let writer =
+                SerializedFileWriter::new(file, self.schema.clone(), self.properties.clone()).map_err(parquet_error)?;
+            self.open.insert(
+                key.clone(),
+                Open {
+                    writer,
+                    path,
+                    buffered: Vec::new(),
+                    rows: 0,
+                },
+            );
+        }
+        let open = self.open.get_mut(&key).expect("opened");
+        open.buffered.push(row);
+        open.rows += 1;
+        self.buffered += 1;
+        if open.rows >= self.rows_per_file {
+            self.close(&key)?;
+        } else if self.buffered >= BUFFERED_ROWS {
+            let largest = self
+                .open
+                .iter()
+                .max_by_key(|(_, o)| o.buffered.len())
+                .map(|(k, _)| k.clone())
+                .expect("a buffer");
+            let open = self.open.get_mut(&largest).expect("open");
+            self.buffered -= open.buffered.len();
+            write_row_group(&mut open.writer, std::mem::take(&mut open.buffered))?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, key: &(String, String, NaiveDate)) -> Result<(), Error> {
+        let mut open = self.open.remove(key).expect("open");
+        self.buffered -= open.buffered.len();
+        write_row_group(&mut open.writer, std::mem::take(&mut open.buffered))?;
+        open.writer.close().map_err(parquet_error)?;
+        self.bytes += std::fs::metadata(self.dir.join(&open.path))?.len();
+        self.closed.push(open.path);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(Vec<PathBuf>, u64), Error> {
+        let mut keys: Vec<_> = self.open.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            self.close(&key)?;
+        }
+        Ok((self.closed, self.bytes))
+    }
+}
+
+/// Writes `rows` as one row group, column by column in the order of [`FIELDS`].
+fn write_row_group(writer: &mut SerializedFileWriter<File>, rows: Vec<ExportRow>) -> Result<(), Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut group = writer.next_row_group().map_err(parquet_error)?;
+    let mut index = 0;
+    while let Some(mut column) = group.next_column().map_err(parquet_error)? {
+        let ints = |f: fn(&ExportRow) -> i64| rows.iter().map(f).collect::<Vec<_>>();
+        let texts = |f: fn(&ExportRow) -> Option<&str>| {
+            let mut values = Vec::with_capacity(rows.len());
+            let levels: Vec<i16> = rows
+                .iter()
+                .map(|r| match f(r) {
+                    Some(text) => {
+                        values.push(ByteArray::from(text.as_bytes().to_vec()));
+                        1
+                    }
+                    None => 0,
+                })
+                .collect();
+            (values, levels)
+        };
+        let written = match FIELDS[index] {
+            "id" => column.typed::<Int64Type>().write_batch(&ints(|r| r.id), None, None),
+            "transaction_id" => column
+                .typed::<Int64Type>()
+                .write_batch(&ints(|r| r.transaction_id), None, None),
+            "captured_at" => {
+                column
+                    .typed::<Int64Type>()
+                    .write_batch(&ints(|r| r.captured_at.timestamp_micros()), None, None)
+            }
+            "from_update" => column.typed::<BoolType>().write_batch(
+                &rows.iter().map(|r| r.from_update).collect::<Vec<_>>(),
+                None,
+                None,
+            ),
+            field => {
+                let (values, levels) = texts(text_field(field));
+                let nullable = nullable(field);
+                column
+                    .typed::<ByteArrayType>()
+                    .write_batch(&values, nullable.then_some(&levels[..]), None)
+            }
+        };
+        written.map_err(parquet_error)?;
+        column.close().map_err(parquet_error)?;
+        index += 1;
+    }
+    group.close().map_err(parquet_error)?;
+    Ok(())
+}
+
+/// The text column `field` of a row.
+fn text_field(field: &str) -> fn(&ExportRow) -> Option<&str> {
+    match field {
+        "table_schema" => |r: &ExportRow| Some(r.table_schema.as_str()),
+        "table_name" => |r: &ExportRow| Some(r.table_name.as_str()),
+        "op" => |r: &ExportRow| Some(r.op.as_str()),
+        "table_pk" => |r: &ExportRow| Some(r.table_pk.as_str()),
+        "data" => |r: &ExportRow| r.data.as_deref(),
+        "changed_fields" => |r: &ExportRow| Some(r.changed_fields.as_str()),
+        "changed_from" => |r: &ExportRow| r.changed_from.as_deref(),
+        "actor" => |r: &ExportRow| r.actor.as_deref(),
+        "request_id" => |r: &ExportRow| r.request_id.as_deref(),
+        "correlation_id" => |r: &ExportRow| r.correlation_id.as_deref(),
+        "tenant_id" => |r: &ExportRow| r.tenant_id.as_deref(),
+        "action" => |r: &ExportRow| r.action.as_deref(),
+        "masked_fields" => |r: &ExportRow| Some(r.masked_fields.as_str()),
+        "excluded_fields" => |r: &ExportRow| Some(r.excluded_fields.as_str()),
+        other => unreachable!("{other} is not a text field"),
+    }
+}
+
+/// Whether the text column `field` is OPTIONAL in [`SCHEMA`].
+fn nullable(field: &str) -> bool {
+    matches!(
+        field,
+        "data" | "changed_from" | "actor" | "request_id" | "correlation_id" | "tenant_id" | "action"
+    )
+}
+
+fn parquet_error(error: ::parquet::errors::ParquetError) -> Error {
+    Error::Io(std::io::Error::other(format!("Parquet: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_folders_are_percent_encoded_and_never_leave_the_folder() {
+        assert_eq!(table_folder("public", "posts"), "table=public.posts");
+        assert_eq!(table_folder("a/b", ".."), "table=a%2Fb...");
+        assert_eq!(table_folder("ü", "x y"), "table=%C3%BC.x%20y");
+    }
+
+    #[test]
+    fn the_schema_has_every_export_field_in_order_and_nullable_as_declared() {
+        let schema = parse_message_type(SCHEMA).unwrap();
+        let names: Vec<&str> = schema.get_fields().iter().map(|f| f.name()).collect();
+        assert_eq!(names, FIELDS);
+        for field in schema.get_fields() {
+            let optional = field.get_basic_info().repetition() == ::parquet::basic::Repetition::OPTIONAL;
+            if field.name() != "from_update" && !["id", "transaction_id", "captured_at"].contains(&field.name()) {
+                assert_eq!(optional, nullable(field.name()), "{}", field.name());
+            }
+        }
+    }
+}
