@@ -44,9 +44,10 @@ use std::sync::Arc;
 
 use ::parquet::basic::Compression;
 use ::parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
-use ::parquet::file::properties::WriterProperties;
+use ::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use ::parquet::file::writer::SerializedFileWriter;
 use ::parquet::schema::parser::parse_message_type;
+use ::parquet::schema::types::ColumnPath;
 use ::parquet::schema::types::Type;
 use chrono::NaiveDate;
 use diesel::PgConnection;
@@ -162,7 +163,8 @@ impl Reader {
 
 impl ParquetExport {
     /// Writes the export into `dir`, which must not exist or be empty, calling `progress`
-    /// with the rows written so far after each page.
+    /// with the rows written so far after each page. On an error the folder keeps what was
+    /// written so far (the CLI writes into `DIR.partial` and removes it then).
     pub async fn write_dir(
         &self,
         conn: &mut AsyncPgConnection,
@@ -243,23 +245,27 @@ fn table_folder(schema: &str, name: &str) -> String {
     out
 }
 
-/// One open file: a table's day, its part number, and the rows not yet written.
+/// A table's day: the files of one folder.
+type Day = (String, String, NaiveDate);
+
+/// One open file: its table's day, its path, and the rows not yet written.
 struct Open {
+    day: Day,
     writer: SerializedFileWriter<File>,
     path: PathBuf,
     buffered: Vec<ExportRow>,
     rows: u64,
 }
 
-/// The open files of an export, by table and day.
+/// The open files of an export (few: a day's tables at most).
 struct Files {
     dir: PathBuf,
     schema: Arc<Type>,
     properties: Arc<WriterProperties>,
     rows_per_file: u64,
-    open: HashMap<(String, String, NaiveDate), Open>,
+    open: Vec<Open>,
     /// The next part number of each table's day.
-    parts: HashMap<(String, String, NaiveDate), u32>,
+    parts: HashMap<Day, u32>,
     buffered: usize,
     closed: Vec<PathBuf>,
     bytes: u64,
@@ -269,13 +275,37 @@ impl Files {
     fn new(dir: &Path, rows_per_file: u64) -> Result<Self, Error> {
         let schema = Arc::new(parse_message_type(SCHEMA).map_err(parquet_error)?);
         debug_assert_eq!(schema.get_fields().len(), FIELDS.len());
-        let properties = Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).build());
+        // Dictionaries only where values repeat (names, op, context labels); no statistics
+        // on the JSON columns, which no reader prunes by.
+        let mut builder = WriterProperties::builder().set_compression(Compression::SNAPPY);
+        for column in [
+            "id",
+            "transaction_id",
+            "captured_at",
+            "table_pk",
+            "data",
+            "changed_from",
+            "request_id",
+        ] {
+            builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        }
+        for column in [
+            "table_pk",
+            "data",
+            "changed_fields",
+            "changed_from",
+            "actor",
+            "masked_fields",
+            "excluded_fields",
+        ] {
+            builder = builder.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
+        }
         Ok(Files {
             dir: dir.to_owned(),
             schema,
-            properties,
+            properties: Arc::new(builder.build()),
             rows_per_file,
-            open: HashMap::new(),
+            open: Vec::new(),
             parts: HashMap::new(),
             buffered: 0,
             closed: Vec::new(),
@@ -286,53 +316,57 @@ impl Files {
     fn push(&mut self, row: ExportRow) -> Result<(), Error> {
         let day = row.captured_at.date_naive();
         // Rows come newest first: a day after this row's is complete.
-        let done: Vec<_> = self.open.keys().filter(|(_, _, d)| *d > day).cloned().collect();
-        for key in done {
-            self.close(&key)?;
+        while let Some(done) = self.open.iter().position(|o| o.day.2 > day) {
+            self.close(done)?;
         }
-        let key = (row.table_schema.clone(), row.table_name.clone(), day);
-        if !self.open.contains_key(&key) {
-            let part = self.parts.entry(key.clone()).or_insert(0);
-            let path = PathBuf::from(table_folder(&key.0, &key.1))
-                .join(format!("date={day}"))
-                .join(format!("part-{part}.parquet"));
-            *part += 1;
-            std::fs::create_dir_all(self.dir.join(path.parent().expect("a folder")))?;
-            let file = File::create(self.dir.join(&path))?;
-            let writer =
-                SerializedFileWriter::new(file, self.schema.clone(), self.properties.clone()).map_err(parquet_error)?;
-            self.open.insert(
-                key.clone(),
-                Open {
-                    writer,
-                    path,
-                    buffered: Vec::new(),
-                    rows: 0,
-                },
-            );
-        }
-        let open = self.open.get_mut(&key).expect("opened");
+        let found = self
+            .open
+            .iter()
+            .position(|o| o.day.2 == day && o.day.0 == row.table_schema && o.day.1 == row.table_name);
+        let at = match found {
+            Some(at) => at,
+            None => self.start((row.table_schema.clone(), row.table_name.clone(), day))?,
+        };
+        let open = &mut self.open[at];
         open.buffered.push(row);
         open.rows += 1;
         self.buffered += 1;
         if open.rows >= self.rows_per_file {
-            self.close(&key)?;
+            self.close(at)?;
         } else if self.buffered >= BUFFERED_ROWS {
-            let largest = self
-                .open
-                .iter()
-                .max_by_key(|(_, o)| o.buffered.len())
-                .map(|(k, _)| k.clone())
+            let largest = (0..self.open.len())
+                .max_by_key(|&i| self.open[i].buffered.len())
                 .expect("a buffer");
-            let open = self.open.get_mut(&largest).expect("open");
+            let open = &mut self.open[largest];
             self.buffered -= open.buffered.len();
             write_row_group(&mut open.writer, std::mem::take(&mut open.buffered))?;
         }
         Ok(())
     }
 
-    fn close(&mut self, key: &(String, String, NaiveDate)) -> Result<(), Error> {
-        let mut open = self.open.remove(key).expect("open");
+    /// Opens the next part of `day`; returns its place among the open files.
+    fn start(&mut self, day: Day) -> Result<usize, Error> {
+        let part = self.parts.entry(day.clone()).or_insert(0);
+        let path = PathBuf::from(table_folder(&day.0, &day.1))
+            .join(format!("date={}", day.2))
+            .join(format!("part-{part}.parquet"));
+        *part += 1;
+        std::fs::create_dir_all(self.dir.join(path.parent().expect("a folder")))?;
+        let file = File::create(self.dir.join(&path))?;
+        let writer =
+            SerializedFileWriter::new(file, self.schema.clone(), self.properties.clone()).map_err(parquet_error)?;
+        self.open.push(Open {
+            day,
+            writer,
+            path,
+            buffered: Vec::new(),
+            rows: 0,
+        });
+        Ok(self.open.len() - 1)
+    }
+
+    fn close(&mut self, at: usize) -> Result<(), Error> {
+        let mut open = self.open.remove(at);
         self.buffered -= open.buffered.len();
         write_row_group(&mut open.writer, std::mem::take(&mut open.buffered))?;
         open.writer.close().map_err(parquet_error)?;
@@ -342,17 +376,16 @@ impl Files {
     }
 
     fn finish(mut self) -> Result<(Vec<PathBuf>, u64), Error> {
-        let mut keys: Vec<_> = self.open.keys().cloned().collect();
-        keys.sort();
-        for key in keys {
-            self.close(&key)?;
+        self.open.sort_by(|a, b| a.day.cmp(&b.day));
+        while !self.open.is_empty() {
+            self.close(0)?;
         }
         Ok((self.closed, self.bytes))
     }
 }
 
 /// Writes `rows` as one row group, column by column in the order of [`FIELDS`].
-fn write_row_group(writer: &mut SerializedFileWriter<File>, rows: Vec<ExportRow>) -> Result<(), Error> {
+fn write_row_group(writer: &mut SerializedFileWriter<File>, mut rows: Vec<ExportRow>) -> Result<(), Error> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -360,20 +393,6 @@ fn write_row_group(writer: &mut SerializedFileWriter<File>, rows: Vec<ExportRow>
     let mut index = 0;
     while let Some(mut column) = group.next_column().map_err(parquet_error)? {
         let ints = |f: fn(&ExportRow) -> i64| rows.iter().map(f).collect::<Vec<_>>();
-        let texts = |f: fn(&ExportRow) -> Option<&str>| {
-            let mut values = Vec::with_capacity(rows.len());
-            let levels: Vec<i16> = rows
-                .iter()
-                .map(|r| match f(r) {
-                    Some(text) => {
-                        values.push(ByteArray::from(text.as_bytes().to_vec()));
-                        1
-                    }
-                    None => 0,
-                })
-                .collect();
-            (values, levels)
-        };
         let written = match FIELDS[index] {
             "id" => column.typed::<Int64Type>().write_batch(&ints(|r| r.id), None, None),
             "transaction_id" => column
@@ -390,11 +409,22 @@ fn write_row_group(writer: &mut SerializedFileWriter<File>, rows: Vec<ExportRow>
                 None,
             ),
             field => {
-                let (values, levels) = texts(text_field(field));
-                let nullable = nullable(field);
+                // Each text moves into its value: the row is not read again.
+                let take = text_field(field);
+                let mut values = Vec::with_capacity(rows.len());
+                let levels: Vec<i16> = rows
+                    .iter_mut()
+                    .map(|r| match take(r) {
+                        Some(text) => {
+                            values.push(ByteArray::from(text.into_bytes()));
+                            1
+                        }
+                        None => 0,
+                    })
+                    .collect();
                 column
                     .typed::<ByteArrayType>()
-                    .write_batch(&values, nullable.then_some(&levels[..]), None)
+                    .write_batch(&values, nullable(field).then_some(&levels[..]), None)
             }
         };
         written.map_err(parquet_error)?;
@@ -405,23 +435,24 @@ fn write_row_group(writer: &mut SerializedFileWriter<File>, rows: Vec<ExportRow>
     Ok(())
 }
 
-/// The text column `field` of a row.
-fn text_field(field: &str) -> fn(&ExportRow) -> Option<&str> {
+/// Takes the text column `field` out of a row.
+fn text_field(field: &str) -> fn(&mut ExportRow) -> Option<String> {
+    use std::mem::take;
     match field {
-        "table_schema" => |r: &ExportRow| Some(r.table_schema.as_str()),
-        "table_name" => |r: &ExportRow| Some(r.table_name.as_str()),
-        "op" => |r: &ExportRow| Some(r.op.as_str()),
-        "table_pk" => |r: &ExportRow| Some(r.table_pk.as_str()),
-        "data" => |r: &ExportRow| r.data.as_deref(),
-        "changed_fields" => |r: &ExportRow| Some(r.changed_fields.as_str()),
-        "changed_from" => |r: &ExportRow| r.changed_from.as_deref(),
-        "actor" => |r: &ExportRow| r.actor.as_deref(),
-        "request_id" => |r: &ExportRow| r.request_id.as_deref(),
-        "correlation_id" => |r: &ExportRow| r.correlation_id.as_deref(),
-        "tenant_id" => |r: &ExportRow| r.tenant_id.as_deref(),
-        "action" => |r: &ExportRow| r.action.as_deref(),
-        "masked_fields" => |r: &ExportRow| Some(r.masked_fields.as_str()),
-        "excluded_fields" => |r: &ExportRow| Some(r.excluded_fields.as_str()),
+        "table_schema" => |r: &mut ExportRow| Some(take(&mut r.table_schema)),
+        "table_name" => |r: &mut ExportRow| Some(take(&mut r.table_name)),
+        "op" => |r: &mut ExportRow| Some(take(&mut r.op)),
+        "table_pk" => |r: &mut ExportRow| Some(take(&mut r.table_pk)),
+        "data" => |r: &mut ExportRow| r.data.take(),
+        "changed_fields" => |r: &mut ExportRow| Some(take(&mut r.changed_fields)),
+        "changed_from" => |r: &mut ExportRow| r.changed_from.take(),
+        "actor" => |r: &mut ExportRow| r.actor.take(),
+        "request_id" => |r: &mut ExportRow| r.request_id.take(),
+        "correlation_id" => |r: &mut ExportRow| r.correlation_id.take(),
+        "tenant_id" => |r: &mut ExportRow| r.tenant_id.take(),
+        "action" => |r: &mut ExportRow| r.action.take(),
+        "masked_fields" => |r: &mut ExportRow| Some(take(&mut r.masked_fields)),
+        "excluded_fields" => |r: &mut ExportRow| Some(take(&mut r.excluded_fields)),
         other => unreachable!("{other} is not a text field"),
     }
 }
