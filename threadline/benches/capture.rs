@@ -21,7 +21,9 @@
 //!
 //! `storage` writes `THREADLINE_BENCH_ROWS` inserts and as many updates of every row to an
 //! audited table of a fresh database, vacuums the audit tables, and reports the bytes per
-//! captured change of each audit table (with its TOAST) and index, and their total.
+//! captured change of each audit table (with its TOAST) and index, and their total. With
+//! `THREADLINE_TEST_PARTITIONS=day` every database is a partitioned store (as in
+//! `threadline::testing`), and each figure sums the partitions.
 //!
 //! `THREADLINE_BENCH_DROP_INDEXES` (a comma-separated list of index names in schema
 //! `threadline`, such as `audit_changes_timeline_idx`) drops those indexes first, to price
@@ -327,8 +329,12 @@ fn storage(rows: u64) -> Value {
         "VACUUM threadline.audit_changes, threadline.audit_transactions",
     );
     let sizes: Vec<Size> = diesel::sql_query(
+        // On a partitioned store each table and index is the sum of its partitions'.
         "SELECT c.relname::text AS relation,
-                CASE c.relkind WHEN 'i' THEN pg_relation_size(c.oid) ELSE pg_table_size(c.oid) END AS bytes
+                (SELECT sum(CASE WHEN c.relkind IN ('i', 'I') THEN pg_relation_size(l.relid)
+                                 ELSE pg_table_size(l.relid) END)::bigint
+                   FROM (SELECT t.relid FROM pg_partition_tree(c.oid) t WHERE t.isleaf
+                         UNION SELECT c.oid WHERE c.relkind IN ('r', 'i')) l) AS bytes
            FROM pg_class c
           WHERE c.oid IN ('threadline.audit_changes'::regclass, 'threadline.audit_transactions'::regclass)
              OR c.oid IN (SELECT indexrelid FROM pg_index
@@ -347,6 +353,7 @@ fn storage(rows: u64) -> Value {
         .collect();
     json!({
         "scenario": "storage",
+        "partitioned": std::env::var("THREADLINE_TEST_PARTITIONS").unwrap_or_default(),
         "changes": 2 * rows,
         "bytes_per_change": relations,
         "total_bytes_per_change": per_change(total),
