@@ -3,7 +3,6 @@
 use std::io::{self, Write};
 
 use chrono::Utc;
-use threadline::partitions::Period;
 use threadline::schema::{INSTALL_SQL, SCHEMA_VERSION, UNINSTALL_SQL, partitioning_sql, upgrades_from};
 
 use crate::Failure;
@@ -49,13 +48,7 @@ release knows.",
 pub fn install(args: &Args) -> Result<(), Failure> {
     let config = args.config()?;
     let migrations = Migrations::read(&args.path_or("migrations", &config.migrations))?;
-    let partitioned = args
-        .value("partitioned")
-        .map(|p| {
-            p.parse::<Period>()
-                .map_err(|e| args.usage(format!("--partitioned: {e}")))
-        })
-        .transpose()?;
+    let partitioned = crate::partitions::period(args, "partitioned")?;
     let mut out = io::stdout().lock();
     let Some((migration, version)) = migrations.install()? else {
         let version = migrations.next_versions(1, Utc::now())?.remove(0);

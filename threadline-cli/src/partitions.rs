@@ -49,7 +49,8 @@ pub fn partitions(args: &Args) -> Result<(), Failure> {
     let mut out = io::stdout().lock();
     match subcommand {
         "convert" => {
-            let period = period(args)?.ok_or_else(|| args.usage("convert needs --period day, week or month"))?;
+            let period =
+                period(args, "period")?.ok_or_else(|| args.usage("convert needs --period day, week or month"))?;
             let done = partitions::convert_blocking(&mut connect(args)?, period)?;
             if args.switch("json") {
                 writeln!(out, "{}", json!(done))?;
@@ -113,9 +114,9 @@ pub fn partitions(args: &Args) -> Result<(), Failure> {
     Ok(out.flush()?)
 }
 
-/// `--period`, parsed.
-pub fn period(args: &Args) -> Result<Option<Period>, Failure> {
-    args.value("period")
-        .map(|p| p.parse::<Period>().map_err(|e| args.usage(format!("--period: {e}"))))
+/// The period flag `flag` names (`period`, or install's `partitioned`), parsed.
+pub fn period(args: &Args, flag: &str) -> Result<Option<Period>, Failure> {
+    args.value(flag)
+        .map(|p| p.parse::<Period>().map_err(|e| args.usage(format!("--{flag}: {e}"))))
         .transpose()
 }

@@ -274,14 +274,17 @@ struct InstallRow {
 /// and on a store that is one table, a CHECK a failed conversion left behind.
 const PARTITION_STATE: &str = "
     SELECT s.partition_period AS period,
-           (SELECT p.estimated_rows FROM threadline.partitions() p WHERE p.is_default) AS default_rows,
-           coalesce((SELECT p.has_rows FROM threadline.partitions() p WHERE p.is_default), false) AS strays,
-           coalesce((SELECT max(p.range_end) FROM threadline.partitions() p WHERE NOT p.is_default)
-                    > now() + ('1 ' || s.partition_period)::interval, false) AS ahead,
+           p.default_rows,
+           coalesce(p.strays, false) AS strays,
+           coalesce(p.covered_until > now() + ('1 ' || s.partition_period)::interval, false) AS ahead,
            EXISTS (SELECT 1 FROM pg_constraint k
                     WHERE k.conrelid = 'threadline.audit_changes'::regclass
                       AND k.conname = 'audit_changes_partition_boundary') AS boundary_left
-      FROM threadline.settings s";
+      FROM threadline.settings s
+     CROSS JOIN (SELECT max(p.estimated_rows) FILTER (WHERE p.is_default) AS default_rows,
+                        bool_or(p.has_rows) FILTER (WHERE p.is_default) AS strays,
+                        max(p.range_end) FILTER (WHERE NOT p.is_default) AS covered_until
+                   FROM threadline.partitions() p) p";
 
 #[derive(QueryableByName)]
 struct PartitionState {

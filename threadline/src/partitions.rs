@@ -297,36 +297,43 @@ async fn convert_store<C: Db>(conn: &mut C, period: Period) -> Result<Conversion
         .pop()
         .is_some_and(|r| r.flag);
     let before = if empty {
-        let swap = || {
-            let mut swap = Sql::new("SELECT threadline.partition_changes(");
-            swap.bind(Bind::Text(period.as_str().into())).push(") AS name");
-            swap.writing()
-        };
-        load_retrying::<_, NameRow>(conn, swap)
-            .await?
-            .pop()
-            .expect("one row")
-            .name
+        swap(conn, period, None).await?
     } else {
         live_swap(conn, period).await?
     };
-    let boundary = partitions(conn)
-        .await?
-        .into_iter()
+    let list = partitions(conn).await?;
+    let boundary = list
+        .iter()
         .find(|p| p.name == before)
         .and_then(|p| p.range_end)
         .expect("the partition of the changes before");
-    let created = partitions(conn)
-        .await?
-        .iter()
-        .filter(|p| p.range_start >= Some(boundary))
-        .count();
+    let created = list.iter().filter(|p| p.range_start >= Some(boundary)).count();
     Ok(Conversion {
         period,
         before,
         boundary,
         created: u32::try_from(created).expect("a count"),
     })
+}
+
+/// `threadline.partition_changes`: the swap itself, at `boundary` (`None`: the store must
+/// be empty, and the boundary is the current period's start). Returns the name of the
+/// partition of the changes before.
+async fn swap<C: Db>(conn: &mut C, period: Period, boundary: Option<DateTime<Utc>>) -> Result<String, Error> {
+    let sql = || {
+        let mut sql = Sql::new("SELECT threadline.partition_changes(");
+        sql.bind(Bind::Text(period.as_str().into()));
+        if let Some(boundary) = boundary {
+            sql.push(", ").bind(Bind::Timestamp(boundary));
+        }
+        sql.push(") AS name");
+        sql.writing()
+    };
+    Ok(load_retrying::<_, NameRow>(conn, sql)
+        .await?
+        .pop()
+        .expect("one row")
+        .name)
 }
 
 /// The swap of a table that holds changes: the boundary is the start of the period after
@@ -357,20 +364,7 @@ async fn live_swap<C: Db>(conn: &mut C, period: Period) -> Result<String, Error>
             .writing(),
         )
         .await?;
-        let swap = || {
-            let mut swap = Sql::new("SELECT threadline.partition_changes(");
-            swap.bind(Bind::Text(period.as_str().into()))
-                .push(", ")
-                .bind(Bind::Timestamp(boundary))
-                .push(") AS name");
-            swap.writing()
-        };
-        let name = load_retrying::<_, NameRow>(&mut *conn, swap)
-            .await?
-            .pop()
-            .expect("one row")
-            .name;
-        Ok::<_, Error>(name)
+        swap(&mut *conn, period, Some(boundary)).await
     };
     let outcome = steps.await;
     if outcome.is_err() && store_period(conn).await.ok().flatten().is_none() {
