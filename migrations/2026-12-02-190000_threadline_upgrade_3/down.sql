@@ -14,6 +14,7 @@ $$;
 -- a conversion that failed may have left its CHECK: version 2 knows no such thing
 ALTER TABLE threadline.audit_changes DROP CONSTRAINT IF EXISTS audit_changes_partition_boundary;
 DROP FUNCTION threadline.purge_partitions(bigint, timestamptz), threadline.partition_changes(text, timestamptz),
+              threadline.partition_boundary(text, timestamptz),
               threadline.ensure_partitions(integer), threadline.attach_partition(text, text), threadline.partitions(),
               threadline.period_start(text, timestamptz);
 ALTER TABLE threadline.retention_runs DROP COLUMN partitions_dropped;

@@ -376,3 +376,35 @@ fn a_write_waiting_while_ensure_creates_its_period_s_partition_lands_in_it() {
         "the stray moved, the waiting write routed to the new partition"
     );
 }
+
+#[test]
+fn a_conversion_behind_a_long_reader_gives_up_instead_of_stalling_writers() {
+    let (db, mut conn) = installed();
+    exec(&mut conn, "INSERT INTO posts VALUES (1, 'x')");
+    // A report that holds the audit table open for longer than the conversion will wait.
+    let mut reader = db.connect().unwrap();
+    exec(&mut reader, "BEGIN; SELECT count(*) FROM threadline.audit_changes;");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(30));
+        exec(&mut reader, "COMMIT");
+    });
+    let err = partitions::convert_blocking(&mut conn, Period::Day)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lock timeout"), "{err}");
+    assert!(
+        !release.is_finished(),
+        "each wait for the table ends after lock_timeout, not when the reader does"
+    );
+    assert_eq!(partitions::period_blocking(&mut conn).unwrap(), None);
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM pg_constraint WHERE conname = 'audit_changes_partition_boundary'"
+        ),
+        0
+    );
+    release.join().unwrap();
+    let done = partitions::convert_blocking(&mut conn, Period::Day).unwrap();
+    assert!(done.before.starts_with("audit_changes_before_"), "{done:?}");
+}

@@ -6,12 +6,12 @@ use std::io::{self, Write};
 use chrono::Utc;
 use threadline_syntax::AuditedModel;
 
-use crate::Failure;
 use crate::args::{Args, Spec};
 use crate::drift::compare;
 use crate::migrations::Migrations;
 use crate::models::{self, Found};
 use crate::policy::{self, Deployed};
+use crate::{Failure, counted};
 use threadline::policy::{PolicyDifference, PolicyStatus, differences};
 
 /// `threadline gen-triggers`.
@@ -122,11 +122,6 @@ fn migration_name(model: &AuditedModel) -> String {
     format!("threadline_audit_{safe}")
 }
 
-/// `1 table`, `2 tables`.
-fn count(n: usize, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
-}
-
 /// Runs `threadline gen-triggers`.
 pub fn gen_triggers(args: &Args) -> Result<(), Failure> {
     let (dry_run, check) = (args.switch("dry-run"), args.switch("check"));
@@ -147,7 +142,7 @@ pub fn gen_triggers(args: &Args) -> Result<(), Failure> {
         }
         return Err(Failure::Usage(format!(
             "{} in the #[derive(Audited)] models under {}; nothing was written",
-            count(scan.errors.len(), "error"),
+            counted(scan.errors.len(), "error"),
             src.display()
         )));
     }
@@ -214,7 +209,7 @@ pub fn gen_triggers(args: &Args) -> Result<(), Failure> {
              installs it in code (threadline::schema::install)"
         )?;
     }
-    let up_to_date = count(matching.len(), "table");
+    let up_to_date = counted(matching.len(), "table");
     let mut undeployed = 0;
     if check && args.value("database-url").is_some() {
         let planned: Vec<String> = plans.iter().map(Plan::table).collect();
@@ -245,14 +240,14 @@ pub fn gen_triggers(args: &Args) -> Result<(), Failure> {
             failures.push(format!(
                 "{} of {} need{} a migration; run threadline gen-triggers",
                 plans.len(),
-                count(scan.models.len(), "table"),
+                counted(scan.models.len(), "table"),
                 if plans.len() == 1 { "s" } else { "" }
             ));
         }
         if undeployed > 0 {
             failures.push(format!(
                 "{undeployed} of {} differ{} from what the database deployed",
-                count(scan.models.len(), "table"),
+                counted(scan.models.len(), "table"),
                 if undeployed == 1 { "s" } else { "" }
             ));
         }
@@ -274,7 +269,7 @@ pub fn gen_triggers(args: &Args) -> Result<(), Failure> {
         writeln!(
             out,
             "dry run: would write {}, {up_to_date} up to date; nothing was written",
-            count(plans.len(), "migration")
+            counted(plans.len(), "migration")
         )?;
     } else if plans.is_empty() {
         writeln!(out, "nothing to write: {up_to_date} up to date")?;
@@ -282,7 +277,7 @@ pub fn gen_triggers(args: &Args) -> Result<(), Failure> {
         writeln!(
             out,
             "wrote {}, {up_to_date} up to date; apply them with diesel migration run",
-            count(plans.len(), "migration")
+            counted(plans.len(), "migration")
         )?;
     }
     Ok(())

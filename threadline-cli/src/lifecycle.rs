@@ -10,7 +10,7 @@ use threadline::read::parse_time;
 use threadline::retention::{Purge, RetentionPolicy, RetentionRun};
 
 use crate::args::{Args, Spec};
-use crate::{Failure, connect, note};
+use crate::{Failure, connect, counted, note};
 
 /// `threadline retention`.
 pub static RETENTION: Spec = Spec {
@@ -94,26 +94,20 @@ options:
   --database-url URL    the database (default: $DATABASE_URL)",
 };
 
-/// `1 change`, `2 changes`.
-fn count(n: i64, noun: &str) -> String {
-    let plural = if noun.ends_with('h') { "es" } else { "s" };
-    format!("{n} {noun}{}", if n == 1 { "" } else { plural })
-}
-
 /// One line about a run.
 fn describe(run: &RetentionRun) -> String {
     format!(
         "run {} {}: {} and {} captured before {} deleted in {}{}{}",
         run.id,
         run.status.as_str(),
-        count(run.changes_deleted, "change"),
-        count(run.transactions_deleted, "transaction"),
+        counted(run.changes_deleted, "change"),
+        counted(run.transactions_deleted, "transaction"),
         run.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         match run.partitions_dropped {
             0 => String::new(),
-            n => format!("{} dropped whole and ", count(i64::from(n), "partition")),
+            n => format!("{} dropped whole and ", counted(n, "partition")),
         },
-        count(i64::from(run.batches), "batch"),
+        counted(run.batches, "batch"),
         run.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
     )
 }
@@ -172,12 +166,12 @@ pub fn retention(args: &Args) -> Result<(), Failure> {
             writeln!(
                 out,
                 "dry run: {} and {} captured before {} would be deleted{}; nothing was deleted",
-                count(plan.changes, "change"),
-                count(plan.transactions, "transaction"),
+                counted(plan.changes, "change"),
+                counted(plan.transactions, "transaction"),
                 plan.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 match plan.partitions {
                     0 => String::new(),
-                    n => format!(", {} of them by dropping whole", count(n, "partition")),
+                    n => format!(", {} of them by dropping whole", counted(n, "partition")),
                 }
             )?;
         }

@@ -120,6 +120,13 @@ impl From<io::Error> for Failure {
     }
 }
 
+/// `1 table`, `2 tables`, `1 batch`, `2 batches`.
+pub fn counted(n: impl std::fmt::Display, noun: &str) -> String {
+    let n = n.to_string();
+    let plural = if noun.ends_with('h') { "es" } else { "s" };
+    format!("{n} {noun}{}", if n == "1" { "" } else { plural })
+}
+
 /// Prints `threadline: <message>` on standard error.
 pub fn note(message: impl std::fmt::Display) {
     let _ = writeln!(io::stderr(), "threadline: {message}");

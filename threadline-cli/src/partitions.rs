@@ -57,11 +57,12 @@ pub fn partitions(args: &Args) -> Result<(), Failure> {
             } else {
                 writeln!(
                     out,
-                    "audit_changes is partitioned by {}: changes before {} are in {}, and {} partitions follow",
+                    "audit_changes is partitioned by {}: changes before {} are in {}, and {} follow{}",
                     done.period,
                     done.boundary.to_rfc3339_opts(SecondsFormat::Secs, true),
                     done.before,
-                    done.created
+                    crate::counted(done.created, "partition"),
+                    if done.created == 1 { "s" } else { "" }
                 )?;
             }
         }

@@ -180,9 +180,6 @@ struct CreatedRow {
     created: i32,
 }
 
-/// The CHECK that lets the swap attach the old table without scanning it.
-const BOUNDARY_CHECK: &str = "audit_changes_partition_boundary";
-
 /// The store's partition period, or `None` when it is one table.
 pub async fn period(conn: &mut AsyncPgConnection) -> Result<Option<Period>, Error> {
     store_period(conn).await
@@ -336,6 +333,21 @@ async fn swap<C: Db>(conn: &mut C, period: Period, boundary: Option<DateTime<Utc
         .name)
 }
 
+/// One step of `threadline.partition_boundary`, the CHECK of a live swap: `add` (at
+/// `boundary`), `validate` or `drop`.
+async fn boundary_step<C: Db>(conn: &mut C, step: &str, boundary: Option<DateTime<Utc>>) -> Result<(), Error> {
+    let sql = || {
+        let mut sql = Sql::new("SELECT true AS flag FROM threadline.partition_boundary(");
+        sql.bind(Bind::Text(step.into()));
+        if let Some(boundary) = boundary {
+            sql.push(", ").bind(Bind::Timestamp(boundary));
+        }
+        sql.push(")");
+        sql.writing()
+    };
+    load_retrying::<_, FlagRow>(conn, sql).await.map(drop)
+}
+
 /// The swap of a table that holds changes: the boundary is the start of the period after
 /// next, so every change written while the CHECK is added, validated and the table swapped
 /// meets it. A failure removes the CHECK, which would refuse capture from the boundary on.
@@ -346,36 +358,15 @@ async fn live_swap<C: Db>(conn: &mut C, period: Period) -> Result<String, Error>
         .bind(Bind::Text(period.as_str().into()))
         .push(")::interval) AS at");
     let boundary = conn.load::<TimeRow>(at).await?.pop().expect("one row").at;
-    let literal = boundary.format("%Y-%m-%d %H:%M:%S+00").to_string();
+    // A failed `add` leaves nothing behind; a failure after it removes the CHECK.
+    boundary_step(&mut *conn, "add", Some(boundary)).await?;
     let steps = async {
-        conn.load::<FlagRow>(
-            Sql::new(&format!(
-                "ALTER TABLE threadline.audit_changes DROP CONSTRAINT IF EXISTS {BOUNDARY_CHECK}, \
-                 ADD CONSTRAINT {BOUNDARY_CHECK} CHECK (captured_at < '{literal}') NOT VALID"
-            ))
-            .writing(),
-        )
-        .await?;
-        // Validating reads the table without holding writers back.
-        conn.load::<FlagRow>(
-            Sql::new(&format!(
-                "ALTER TABLE threadline.audit_changes VALIDATE CONSTRAINT {BOUNDARY_CHECK}"
-            ))
-            .writing(),
-        )
-        .await?;
+        boundary_step(&mut *conn, "validate", None).await?;
         swap(&mut *conn, period, Some(boundary)).await
     };
     let outcome = steps.await;
     if outcome.is_err() && store_period(conn).await.ok().flatten().is_none() {
-        let _ = conn
-            .load::<FlagRow>(
-                Sql::new(&format!(
-                    "ALTER TABLE threadline.audit_changes DROP CONSTRAINT IF EXISTS {BOUNDARY_CHECK}"
-                ))
-                .writing(),
-            )
-            .await;
+        let _ = boundary_step(conn, "drop", None).await;
     }
     outcome
 }

@@ -316,6 +316,38 @@ BEGIN
 END
 $$;
 
+-- The CHECK (captured_at < boundary) that spares partition_changes the scan of a live
+-- table, in three steps of their own transactions: 'add' replaces it NOT VALID (a brief
+-- ACCESS EXCLUSIVE lock), 'validate' reads the table under SHARE UPDATE EXCLUSIVE, which
+-- writers pass, and 'drop' removes it after a failed conversion. Each lock is waited for
+-- up to lock_timeout, so that writers do not queue behind a long reader; the caller
+-- retries. It runs as the owner of schema threadline, as partition_changes does.
+CREATE FUNCTION threadline.partition_boundary(step text, boundary timestamptz DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET timezone = 'UTC'
+    SET lock_timeout = '2s' AS $$
+BEGIN
+    IF (SELECT s.partition_period FROM threadline.settings s) IS NOT NULL THEN
+        RAISE EXCEPTION 'threadline: the audit store is already partitioned by %', (SELECT s.partition_period FROM threadline.settings s)
+            USING ERRCODE = '55000';
+    END IF;
+    CASE step
+        WHEN 'add' THEN
+            IF boundary IS NULL THEN
+                RAISE EXCEPTION 'threadline: a partition boundary needs a time' USING ERRCODE = '22023';
+            END IF;
+            EXECUTE format('ALTER TABLE threadline.audit_changes DROP CONSTRAINT IF EXISTS audit_changes_partition_boundary,
+                                ADD CONSTRAINT audit_changes_partition_boundary CHECK (captured_at < %L) NOT VALID',
+                           boundary);
+        WHEN 'validate' THEN
+            ALTER TABLE threadline.audit_changes VALIDATE CONSTRAINT audit_changes_partition_boundary;
+        WHEN 'drop' THEN
+            ALTER TABLE threadline.audit_changes DROP CONSTRAINT IF EXISTS audit_changes_partition_boundary;
+        ELSE
+            RAISE EXCEPTION 'threadline: unknown partition boundary step %', step USING ERRCODE = '22023';
+    END CASE;
+END
+$$;
+
 -- Retention on a partitioned store: drops the oldest partition that ends at or before
 -- `cutoff`, with the transactions it leaves without changes, and adds the counts to run
 -- `run_id` in the same transaction. One partition a call; partitions is 0 when none is
@@ -400,7 +432,7 @@ $$;
 -- The partitioning functions are the owner's: they create and drop tables.
 REVOKE ALL ON FUNCTION threadline.period_start(text, timestamptz), threadline.partitions(),
                        threadline.attach_partition(text, text), threadline.ensure_partitions(integer),
-                       threadline.partition_changes(text, timestamptz),
+                       threadline.partition_changes(text, timestamptz), threadline.partition_boundary(text, timestamptz),
                        threadline.purge_partitions(bigint, timestamptz) FROM PUBLIC;
 DO $$
 BEGIN
