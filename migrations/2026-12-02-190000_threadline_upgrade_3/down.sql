@@ -2,7 +2,8 @@ SELECT pg_catalog.set_config('threadline_script.caller_search_path', pg_catalog.
 SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false);
 -- Reverts the Threadline schema upgrade to version 3: a transaction's changes are
 -- indexed by id again, a row's history by its table's names and jsonb key, and the store
--- is one table again (a partitioned one is refused: version 2 knows no partitions).
+-- is one table again (a partitioned one is refused: version 2 knows no partitions), and
+-- export jobs are CSV, JSON or NDJSON again (refused while a Parquet job is not expired).
 DO $$
 BEGIN
     IF (SELECT s.partition_period FROM threadline.settings s) IS NOT NULL THEN
@@ -11,6 +12,17 @@ BEGIN
     END IF;
 END
 $$;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM threadline.export_jobs j WHERE j.format = 'parquet' AND j.state <> 'expired') THEN
+        RAISE EXCEPTION 'threadline: export jobs in Parquet are queued or kept; version 2 cannot run or serve them'
+            USING ERRCODE = '55000', HINT = 'Let them expire (threadline export-jobs cleanup) or delete them first.';
+    END IF;
+END
+$$;
+DELETE FROM threadline.export_jobs j WHERE j.format = 'parquet';
+ALTER TABLE threadline.export_jobs DROP CONSTRAINT export_jobs_format_check,
+    ADD CONSTRAINT export_jobs_format_check CHECK (format IN ('csv', 'json', 'ndjson'));
 -- a conversion that failed may have left its CHECK: version 2 knows no such thing
 ALTER TABLE threadline.audit_changes DROP CONSTRAINT IF EXISTS audit_changes_partition_boundary;
 DROP FUNCTION threadline.purge_partitions(bigint, timestamptz), threadline.partition_changes(text, timestamptz),

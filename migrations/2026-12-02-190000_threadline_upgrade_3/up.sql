@@ -80,6 +80,10 @@ END
 $$;
 
 ---------------------------------------------------------------------------------------
+-- Export jobs may write Parquet: a folder of objects by table and day.
+ALTER TABLE threadline.export_jobs DROP CONSTRAINT export_jobs_format_check,
+    ADD CONSTRAINT export_jobs_format_check CHECK (format IN ('csv', 'json', 'ndjson', 'parquet'));
+
 -- A partitioned store, optional: audit_changes range-partitioned by captured_at, one
 -- partition per day, week or month (UTC). partition_changes turns the table into the
 -- partitioned one; ensure_partitions creates partitions ahead; a default partition holds a

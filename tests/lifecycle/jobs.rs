@@ -7,10 +7,12 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use diesel::PgConnection;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures_util::StreamExt;
 use object_store::ObjectStore;
 use object_store::memory::InMemory;
+use threadline::export::parquet::ParquetOptions;
 use threadline::export::{ExportOptions, Format};
-use threadline::jobs::{ExportJobs, ExportWorker, JobState};
+use threadline::jobs::{ExportJobs, ExportWorker, JobFormat, JobState};
 use threadline::read::{Filter, Reader};
 use threadline::testing::TestDatabase;
 use threadline::{ActorRef, Error};
@@ -238,4 +240,104 @@ async fn jobs_expire_after_their_ttl_and_cleanup_removes_the_object() {
         .head(&object_store::path::Path::from(job.object_name.unwrap()))
         .await;
     assert!(matches!(head, Err(object_store::Error::NotFound { .. })));
+}
+
+/// Every file under `dir`, relative to it, sorted.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().to_str().unwrap().to_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parquet_job_stores_the_folder_a_direct_parquet_export_writes() {
+    let (_db, mut admin, mut conn) = trail().await;
+    // Two tables and two days: three files.
+    exec(
+        &mut admin,
+        "CREATE TABLE tags (id int PRIMARY KEY); SELECT threadline.audit_table('tags');
+         INSERT INTO tags SELECT generate_series(1, 30);
+         UPDATE threadline.audit_changes SET captured_at = captured_at - interval '1 day' WHERE op = 'update';",
+    );
+    let dir = scratch("parquet");
+    let jobs = ExportJobs::local(dir.join("store")).unwrap().page_size(40);
+    let owner = ActorRef::admin("7").unwrap();
+    let id = jobs
+        .submit(&mut conn, &owner, &Filter::new(), JobFormat::Parquet, None)
+        .await
+        .unwrap();
+    let job = jobs.run_once(&mut conn, "worker").await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.format.as_str()),
+        (JobState::Completed, "parquet"),
+        "{job:?}"
+    );
+    assert_eq!(job.rows_written, 280);
+
+    let direct = Reader::new()
+        .export_parquet(&Filter::new(), ParquetOptions::new().page_size(40))
+        .unwrap()
+        .write_dir(&mut conn, &dir.join("direct"), |_| {})
+        .await
+        .unwrap();
+    let files = jobs.files(&mut conn, id, &owner).await.unwrap();
+    assert_eq!(files, files_under(&dir.join("direct")));
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert_eq!(job.object_size, Some(i64::try_from(direct.bytes).unwrap()));
+    for file in &files {
+        let mut stream = jobs.open_file(&mut conn, id, &owner, file).await.unwrap();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(bytes, std::fs::read(dir.join("direct").join(file)).unwrap(), "{file}");
+    }
+    let spooled = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("threadline-parquet-{}-", std::process::id()))
+        })
+        .count();
+    assert_eq!(spooled, 0, "the spool folder is removed");
+
+    // Only the owner reads it, only its own files, and never as one object.
+    let other = ActorRef::admin("8").unwrap();
+    assert!(matches!(
+        jobs.files(&mut conn, id, &other).await,
+        Err(Error::NotFound { .. })
+    ));
+    for wrong in ["../store", "table=public.posts/missing.parquet", ""] {
+        assert!(
+            matches!(
+                jobs.open_file(&mut conn, id, &owner, wrong).await,
+                Err(Error::NotFound { .. })
+            ),
+            "{wrong:?}"
+        );
+    }
+    let refused = jobs.open(&mut conn, id, &owner).await.err().unwrap().to_string();
+    assert!(refused.contains("folder of Parquet files"), "{refused}");
+
+    // Expiry removes every object of the folder.
+    exec(
+        &mut admin,
+        "UPDATE threadline.export_jobs SET expires_at = now() - interval '1 second'",
+    );
+    assert_eq!(jobs.cleanup(&mut conn).await.unwrap(), 1);
+    assert_eq!(files_under(&dir.join("store")), Vec::<String>::new());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

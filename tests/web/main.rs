@@ -17,7 +17,7 @@ use diesel::PgConnection;
 use serde_json::json;
 use threadline::ActorRef;
 use threadline::export::{ExportOptions, Format};
-use threadline::jobs::ExportJobs;
+use threadline::jobs::{ExportJobs, JobFormat};
 use threadline::read::{Filter, Reader, Restriction};
 use threadline::retention::{Purge, RetentionPolicy};
 use threadline::testing::TestDatabase;
@@ -595,6 +595,29 @@ async fn a_background_export_is_queued_run_listed_and_downloaded_by_its_owner_on
         StatusCode::NOT_FOUND,
         "another operator's job does not exist for them"
     );
+
+    // A Parquet job, queued from the CLI, is a folder: the screen names the command.
+    let owner = ActorRef::user("1").unwrap();
+    let parquet = jobs(&site)
+        .submit(&mut conn, &owner, &Filter::new(), JobFormat::Parquet, None)
+        .await
+        .unwrap();
+    jobs(&site)
+        .run_once(&mut conn, "test")
+        .await
+        .unwrap()
+        .expect("a job ran");
+    let list = open!(audit, "/audit/exports", "background_export");
+    assert!(
+        list.body.contains(&format!("threadline export-jobs fetch {parquet}")),
+        "{}",
+        list.body
+    );
+    let link = format!("/audit/exports/{parquet}/download");
+    assert!(!list.body.contains(&link), "{}", list.body);
+    let refused = open!(audit, &link, "background_export");
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body.contains("folder of Parquet files"), "{}", refused.body);
 }
 
 #[actix_web::test]

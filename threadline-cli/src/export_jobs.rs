@@ -1,15 +1,14 @@
 //! `threadline export-jobs`: the background export queue from a terminal.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::TimeDelta;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use threadline::ActorRef;
-use threadline::export::Format;
-use threadline::jobs::{ExportJob, ExportJobs};
+use threadline::jobs::{ExportJob, ExportJobs, JobFormat};
 use threadline::read::ActorFilter;
 
 use crate::Failure;
@@ -27,7 +26,7 @@ pub static EXPORT_JOBS: Spec = Spec {
     database: true,
     config: true,
     help: concat!(
-        "usage: threadline export-jobs submit --owner ACTOR --format csv|json|ndjson [filters] [--max-rows N]
+        "usage: threadline export-jobs submit --owner ACTOR --format csv|json|ndjson|parquet [filters] [--max-rows N]
        threadline export-jobs worker [--once]
        threadline export-jobs list [--owner ACTOR]
        threadline export-jobs fetch ID --as ACTOR --output PATH
@@ -38,8 +37,9 @@ owner, records the owner's export_requested action, and prints the job id. worke
 runs queued jobs (every one it can claim, then waits for more; --once: until none is
 left) and writes each object under the store with a random name: the bytes
 'threadline export' writes for the same filter and format. list shows the jobs.
-fetch writes a completed job's object to PATH, for its owner only: anyone else is
-told the job does not exist. cleanup removes the objects of jobs past their time to
+fetch writes a completed job's object to PATH (a Parquet job's files into the new
+folder PATH, as 'threadline export --format parquet' lays them out), for its owner
+only: anyone else is told the job does not exist. cleanup removes the objects of jobs past their time to
 live and marks them expired. ACTOR is type:id (admin:7); --as is who the operator
 says they are: the database role running the command can read every job.
 
@@ -89,6 +89,25 @@ fn line(job: &ExportJob) -> String {
     )
 }
 
+/// Writes a job's bytes to the file `to`; returns how many.
+async fn save<S, B>(mut stream: S, to: &Path) -> Result<u64, Failure>
+where
+    S: Stream<Item = Result<B, threadline::Error>> + Unpin,
+    B: AsRef<[u8]>,
+{
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(to).map_err(|e| Failure::Runtime(format!("cannot write {}: {e}", to.display())))?,
+    );
+    let mut bytes = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        bytes += chunk.as_ref().len() as u64;
+        file.write_all(chunk.as_ref())?;
+    }
+    file.flush()?;
+    Ok(bytes)
+}
+
 /// Runs `threadline export-jobs`.
 pub fn export_jobs(args: &Args) -> Result<(), Failure> {
     let command = args.subcommand("subcommand", &["submit", "worker", "list", "fetch", "cleanup"])?;
@@ -108,9 +127,9 @@ pub fn export_jobs(args: &Args) -> Result<(), Failure> {
         match command {
             "submit" => {
                 let owner = actor(args, "owner")?;
-                let format: Format = args
+                let format: JobFormat = args
                     .value("format")
-                    .ok_or_else(|| args.usage("--format csv|json|ndjson is required"))?
+                    .ok_or_else(|| args.usage("--format csv|json|ndjson|parquet is required"))?
                     .parse()
                     .map_err(|e| args.usage(e))?;
                 let filter = args.filter()?;
@@ -164,25 +183,50 @@ pub fn export_jobs(args: &Args) -> Result<(), Failure> {
                 let output = args
                     .value("output")
                     .ok_or_else(|| args.usage("--output PATH is required"))?;
-                let partial = format!("{output}.partial");
-                let mut stream = jobs.open(&mut conn, id, &owner).await?;
-                let mut file = std::io::BufWriter::new(
-                    std::fs::File::create(&partial)
-                        .map_err(|e| Failure::Runtime(format!("cannot write {partial}: {e}")))?,
-                );
-                let mut bytes = 0;
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk?;
-                    bytes += chunk.len();
-                    file.write_all(&chunk)?;
-                }
-                file.flush()?;
+                let partial = PathBuf::from(format!("{output}.partial"));
+                let job = jobs.status(&mut conn, id, &owner).await?;
+                let (bytes, files) = if job.format == "parquet" {
+                    if Path::new(output).exists() {
+                        return Err(args.usage(format!("{output} exists; name a new folder")));
+                    }
+                    let files = jobs.files(&mut conn, id, &owner).await?;
+                    let mut bytes = 0;
+                    let written = async {
+                        std::fs::create_dir_all(&partial)?;
+                        for file in &files {
+                            let to = partial.join(file);
+                            std::fs::create_dir_all(to.parent().expect("a folder"))?;
+                            bytes += save(jobs.open_file(&mut conn, id, &owner, file).await?, &to).await?;
+                        }
+                        Ok::<_, Failure>(())
+                    }
+                    .await;
+                    if written.is_err() {
+                        let _ = std::fs::remove_dir_all(&partial);
+                    }
+                    written?;
+                    (bytes, Some(files.len()))
+                } else {
+                    let written = save(jobs.open(&mut conn, id, &owner).await?, &partial).await;
+                    if written.is_err() {
+                        let _ = std::fs::remove_file(&partial);
+                    }
+                    (written?, None)
+                };
                 std::fs::rename(&partial, Path::new(output))
                     .map_err(|e| Failure::Runtime(format!("cannot write {output}: {e}")))?;
-                if json {
-                    writeln!(out, "{}", json!({"id": id, "bytes": bytes, "output": output}))?;
-                } else {
-                    writeln!(out, "wrote {bytes} bytes of job {id} to {output}")?;
+                match (json, files) {
+                    (true, _) => writeln!(
+                        out,
+                        "{}",
+                        json!({"id": id, "bytes": bytes, "files": files, "output": output})
+                    )?,
+                    (false, Some(n)) => writeln!(
+                        out,
+                        "wrote {bytes} bytes of job {id} in {} to {output}",
+                        crate::counted(n, "file")
+                    )?,
+                    (false, None) => writeln!(out, "wrote {bytes} bytes of job {id} to {output}")?,
                 }
             }
             _ => {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use common::{Run, threadline, threadline_in};
@@ -1053,4 +1053,77 @@ fn health_escapes_the_control_characters_of_names_the_table_owner_chose() {
         text.contains("UNCOVERED            public.x\\n\\nsummary: 9 covered"),
         "{text}"
     );
+}
+
+#[test]
+fn a_parquet_export_job_is_fetched_as_the_folder_a_direct_parquet_export_writes() {
+    let (db, mut conn) = setup();
+    blog(&mut conn);
+    exec(
+        &mut conn,
+        "UPDATE threadline.audit_changes SET captured_at = captured_at - interval '1 day' WHERE op = 'delete'",
+    );
+    let dir = scratch("parquet-jobs");
+    let store = dir.join("store");
+    let store_flag = store.to_str().unwrap();
+    run(
+        &db,
+        "export-jobs",
+        &[
+            "submit", "--owner", "admin:7", "--format", "parquetx", "--store", store_flag,
+        ],
+    )
+    .fails(2, "not one of csv, json, ndjson, parquet");
+    let id = run(
+        &db,
+        "export-jobs",
+        &[
+            "submit", "--owner", "admin:7", "--format", "parquet", "--store", store_flag,
+        ],
+    );
+    let id = id.ok().trim().to_owned();
+    let worker = run(&db, "export-jobs", &["worker", "--once", "--store", store_flag]);
+    assert!(
+        worker
+            .ok()
+            .starts_with(&format!("{id:<6} completed  admin:7          parquet")),
+        "{worker:?}"
+    );
+    let output = dir.join("fetched");
+    let fetch = || {
+        let output = output.to_str().unwrap();
+        run(
+            &db,
+            "export-jobs",
+            &[
+                "fetch", &id, "--as", "admin:7", "--output", output, "--store", store_flag,
+            ],
+        )
+    };
+    let fetched = fetch();
+    assert!(fetched.ok().contains(" in 2 files to "), "{fetched:?}");
+    let direct = dir.join("direct");
+    run(
+        &db,
+        "export",
+        &["--format", "parquet", "--output", direct.to_str().unwrap()],
+    )
+    .ok();
+    let tree = |root: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut found = Vec::new();
+        for table in std::fs::read_dir(root).unwrap() {
+            for day in std::fs::read_dir(table.unwrap().path()).unwrap() {
+                for file in std::fs::read_dir(day.unwrap().path()).unwrap() {
+                    let path = file.unwrap().path();
+                    let name = path.strip_prefix(root).unwrap().to_str().unwrap().to_owned();
+                    found.push((name, std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        found.sort();
+        found
+    };
+    assert_eq!(tree(&output), tree(&direct));
+    fetch().fails(2, "exists; name a new folder");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

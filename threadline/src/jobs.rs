@@ -51,6 +51,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::background::Background;
+#[cfg(feature = "parquet")]
+use crate::export::parquet::ParquetOptions;
 use crate::export::{ExportOptions, Format};
 use crate::read::exec::Db;
 use crate::read::sql::{Bind, Sql};
@@ -92,6 +94,56 @@ impl JobState {
             JobState::Completed => "completed",
             JobState::Failed => "failed",
             JobState::Expired => "expired",
+        }
+    }
+}
+
+/// What a job writes: one object in an export [`Format`], or (feature `parquet`) a
+/// folder of Parquet objects by table and day, laid out as
+/// [`write_dir`](crate::export::parquet::ParquetExport::write_dir) lays out a folder. An
+/// export [`Format`] converts into it, so `submit(.., Format::Csv, ..)` reads as before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobFormat {
+    /// One object: the bytes `threadline export` writes in this format.
+    Export(Format),
+    /// A folder of Parquet objects: list them with [`ExportJobs::files`].
+    #[cfg(feature = "parquet")]
+    Parquet,
+}
+
+impl From<Format> for JobFormat {
+    fn from(format: Format) -> Self {
+        JobFormat::Export(format)
+    }
+}
+
+impl std::str::FromStr for JobFormat {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            #[cfg(feature = "parquet")]
+            "parquet" => Ok(JobFormat::Parquet),
+            #[cfg(not(feature = "parquet"))]
+            "parquet" => Err(Error::invalid(
+                "format",
+                "Parquet needs threadline's feature parquet, which this build lacks",
+            )),
+            other => other
+                .parse()
+                .map(JobFormat::Export)
+                .map_err(|_| Error::invalid("format", format!("{other:?} is not one of csv, json, ndjson, parquet"))),
+        }
+    }
+}
+
+impl std::fmt::Display for JobFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobFormat::Export(format) => format.fmt(f),
+            #[cfg(feature = "parquet")]
+            JobFormat::Parquet => f.write_str("parquet"),
         }
     }
 }
@@ -236,7 +288,7 @@ fn own_object(name: &str, format: &str) -> Option<ObjectPath> {
     uuid.then(|| ObjectPath::from(name))
 }
 
-fn storage(error: object_store::Error) -> Error {
+pub(crate) fn storage(error: object_store::Error) -> Error {
     Error::Storage(error.to_string())
 }
 
@@ -316,9 +368,10 @@ impl ExportJobs {
         conn: &mut AsyncPgConnection,
         owner: &ActorRef,
         filter: &Filter,
-        format: Format,
+        format: impl Into<JobFormat>,
         max_rows: Option<u64>,
     ) -> Result<i64, Error> {
+        let format = format.into();
         let max_rows = max_rows
             .map(|n| i64::try_from(n).ok().filter(|n| *n > 0))
             .map(|n| n.ok_or_else(|| Error::invalid("max rows", "must be 1 or more")))
@@ -381,18 +434,111 @@ impl ExportJobs {
         id: i64,
         owner: &ActorRef,
     ) -> Result<BoxStream<'static, Result<bytes::Bytes, Error>>, Error> {
+        let (job, path) = self.completed(conn, id, owner).await?;
+        if job.format == "parquet" {
+            return Err(Error::invalid(
+                "export job",
+                format!("job {id} is a folder of Parquet files: list them with files, read each with open_file"),
+            ));
+        }
+        self.get(&job, &path).await
+    }
+
+    /// The files of `owner`'s completed Parquet job, relative to its folder
+    /// (`table=public.posts/date=2026-12-03/part-0.parquet`), sorted; [`Error::NotFound`]
+    /// unless the job is completed and `owner`'s.
+    pub async fn files(&self, conn: &mut AsyncPgConnection, id: i64, owner: &ActorRef) -> Result<Vec<String>, Error> {
+        let (job, folder) = self.completed(conn, id, owner).await?;
+        if job.format != "parquet" {
+            return Err(Error::invalid(
+                "export job",
+                format!("job {id} is one {} object: read it with open", job.format),
+            ));
+        }
+        let mut names = Vec::new();
+        for object in self.objects(&folder).await? {
+            let relative: Vec<String> = object
+                .prefix_match(&folder)
+                .expect("listed under it")
+                .map(|part| part.as_ref().to_owned())
+                .collect();
+            names.push(relative.join("/"));
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// One file of `owner`'s completed Parquet job, named as [`ExportJobs::files`] names
+    /// it, as a stream of bytes; [`Error::NotFound`] unless the job is completed and
+    /// `owner`'s and the file is one of it.
+    pub async fn open_file(
+        &self,
+        conn: &mut AsyncPgConnection,
+        id: i64,
+        owner: &ActorRef,
+        file: &str,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes, Error>>, Error> {
+        let (job, folder) = self.completed(conn, id, owner).await?;
+        let relative = ObjectPath::parse(file).map_err(|_| Error::NotFound { what: "export file" })?;
+        if job.format != "parquet" || relative.parts().count() == 0 {
+            return Err(Error::NotFound { what: "export file" });
+        }
+        let path = relative.parts().fold(folder, |path, part| path.child(part));
+        self.get(&job, &path).await
+    }
+
+    /// `owner`'s completed job and the path of its object (or folder).
+    async fn completed(
+        &self,
+        conn: &mut AsyncPgConnection,
+        id: i64,
+        owner: &ActorRef,
+    ) -> Result<(ExportJob, ObjectPath), Error> {
         let job = self.status(conn, id, owner).await?;
         let path = match (job.state, job.object_name.as_deref()) {
             (JobState::Completed, Some(name)) => own_object(name, &job.format),
             _ => None,
         };
         let path = path.ok_or(Error::NotFound { what: "export job" })?;
-        let found = self.store.get(&path).await.map_err(|e| match e {
+        Ok((job, path))
+    }
+
+    async fn get(
+        &self,
+        job: &ExportJob,
+        path: &ObjectPath,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes, Error>>, Error> {
+        let found = self.store.get(path).await.map_err(|e| match e {
             object_store::Error::NotFound { .. } => Error::NotFound { what: "export job" },
             other => storage(other),
         })?;
-        telemetry::export_job("downloaded", id, job.rows_written);
+        telemetry::export_job("downloaded", job.id, job.rows_written);
         Ok(found.into_stream().map(|chunk| chunk.map_err(storage)).boxed())
+    }
+
+    /// Every object under `folder`.
+    async fn objects(&self, folder: &ObjectPath) -> Result<Vec<ObjectPath>, Error> {
+        let mut listed = self.store.list(Some(folder));
+        let mut found = Vec::new();
+        while let Some(meta) = listed.next().await {
+            found.push(meta.map_err(storage)?.location);
+        }
+        Ok(found)
+    }
+
+    /// Removes a job's object, or every object of its folder.
+    async fn remove(&self, path: &ObjectPath, format: &str) -> Result<(), Error> {
+        let gone = |result: Result<(), object_store::Error>| match result {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(other) => Err(storage(other)),
+        };
+        if format != "parquet" {
+            return gone(self.store.delete(path).await);
+        }
+        for object in self.objects(path).await? {
+            gone(self.store.delete(&object).await)?;
+        }
+        Ok(())
     }
 
     /// The whole object of `owner`'s completed job, in memory: for small exports and tests;
@@ -456,33 +602,23 @@ impl ExportJobs {
     /// Writes the job's object, renewing the lease after every page. `Error::Locked` when
     /// the lease was lost to another worker: the object written so far is removed.
     async fn write(&self, conn: &mut AsyncPgConnection, job: &JobRow, token: &str) -> Result<(), Error> {
-        let format: Format = job.format.parse()?;
+        let format: JobFormat = job.format.parse()?;
         let filter = Filter::from_query_string(&job.filter)?;
-        let mut options = ExportOptions::new(format)
-            .page_size(self.page_size)
-            .generated_at(job.submitted_at);
-        if let Some(max) = job.max_rows {
-            options = options.max_rows(u64::try_from(max).unwrap_or(u64::MAX));
-        }
-        let mut export = self.reader.export(&filter, options)?;
+        let max_rows = job.max_rows.map(|max| u64::try_from(max).unwrap_or(u64::MAX));
         let name = ObjectPath::from(format!("{PREFIX}/{token}.{}", job.format));
-        let mut upload = WriteMultipart::new(self.store.put_multipart(&name).await.map_err(storage)?);
-        let mut size: i64 = 0;
-        let written = async {
-            while let Some(chunk) = export.next_chunk(conn).await? {
-                upload.wait_for_capacity(4).await.map_err(storage)?;
-                upload.write(&chunk);
-                size += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
-                self.renew(conn, job.id, token, export.rows()).await?;
-            }
-            Ok::<_, Error>(())
-        }
-        .await;
-        if let Err(error) = written {
-            let _ = upload.abort().await;
-            return Err(error);
-        }
-        upload.finish().await.map_err(storage)?;
+        let claim = Claim {
+            job,
+            token,
+            name: &name,
+            filter: &filter,
+            max_rows,
+        };
+        let written = match format {
+            JobFormat::Export(format) => self.write_object(conn, &claim, format).await,
+            #[cfg(feature = "parquet")]
+            JobFormat::Parquet => self.write_parquet(conn, &claim).await,
+        };
+        let Written { rows, size, truncated } = written?;
         let mut done = Sql::new(
             "UPDATE threadline.export_jobs
                 SET state = 'completed', finished_at = clock_timestamp(), lease_until = NULL,
@@ -492,21 +628,90 @@ impl ExportJobs {
             .push(" * interval '1 millisecond', object_name = ")
             .bind(Bind::Text(name.to_string()))
             .push(", object_size = ")
-            .bind(Bind::BigInt(size))
+            .bind(Bind::BigInt(i64::try_from(size).unwrap_or(i64::MAX)))
             .push(", rows_written = ")
-            .bind(Bind::BigInt(i64::try_from(export.rows()).unwrap_or(i64::MAX)))
+            .bind(Bind::BigInt(i64::try_from(rows).unwrap_or(i64::MAX)))
             .push(", truncated = ")
-            .bind(Bind::Text(export.truncated().to_string()))
+            .bind(Bind::Text(truncated.to_string()))
             .push("::boolean WHERE id = ")
             .bind(Bind::BigInt(job.id))
             .push(" AND lease_token = ")
             .bind(Bind::Text(token.to_owned()))
             .push("::uuid AND state = 'running' RETURNING id");
         if conn.load::<IdRow>(done.writing()).await?.is_empty() {
-            let _ = self.store.delete(&name).await;
+            let _ = self.remove(&name, &job.format).await;
             return Err(Error::Locked("the job's lease passed to another worker".into()));
         }
         Ok(())
+    }
+
+    /// Streams one object of an export format to `name`, renewing the lease after every
+    /// page; a failed upload is aborted.
+    async fn write_object(
+        &self,
+        conn: &mut AsyncPgConnection,
+        claim: &Claim<'_>,
+        format: Format,
+    ) -> Result<Written, Error> {
+        let mut options = ExportOptions::new(format)
+            .page_size(self.page_size)
+            .generated_at(claim.job.submitted_at);
+        if let Some(max) = claim.max_rows {
+            options = options.max_rows(max);
+        }
+        let mut export = self.reader.export(claim.filter, options)?;
+        let mut upload = WriteMultipart::new(self.store.put_multipart(claim.name).await.map_err(storage)?);
+        let mut size = 0_u64;
+        let written = async {
+            while let Some(chunk) = export.next_chunk(conn).await? {
+                upload.wait_for_capacity(4).await.map_err(storage)?;
+                upload.write(&chunk);
+                size += chunk.len() as u64;
+                self.renew(conn, claim.job.id, claim.token, export.rows()).await?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(error) = written {
+            let _ = upload.abort().await;
+            return Err(error);
+        }
+        upload.finish().await.map_err(storage)?;
+        Ok(Written {
+            rows: export.rows(),
+            size,
+            truncated: export.truncated(),
+        })
+    }
+
+    /// Writes a Parquet folder under `name`, renewing the lease after every page; a failed
+    /// export's objects are removed.
+    #[cfg(feature = "parquet")]
+    async fn write_parquet(&self, conn: &mut AsyncPgConnection, claim: &Claim<'_>) -> Result<Written, Error> {
+        let mut options = ParquetOptions::new().page_size(self.page_size);
+        if let Some(max) = claim.max_rows {
+            options = options.max_rows(max);
+        }
+        let export = self.reader.export_parquet(claim.filter, options)?;
+        let written = async {
+            let mut upload = export.upload(&*self.store, claim.name)?;
+            while upload.next(conn).await? {
+                self.renew(conn, claim.job.id, claim.token, upload.rows()).await?;
+            }
+            upload.finish().await
+        }
+        .await;
+        match written {
+            Ok(summary) => Ok(Written {
+                rows: summary.rows,
+                size: summary.bytes,
+                truncated: summary.truncated,
+            }),
+            Err(error) => {
+                let _ = self.remove(claim.name, "parquet").await;
+                Err(error)
+            }
+        }
     }
 
     /// Renews the lease and records the progress; `Error::Locked` when it was lost.
@@ -541,10 +746,7 @@ impl ExportJobs {
                 .as_deref()
                 .and_then(|name| own_object(name, &job.format))
             {
-                match self.store.delete(&path).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(other) => return Err(storage(other)),
-                }
+                self.remove(&path, &job.format).await?;
             }
             let mut sql = Sql::new("UPDATE threadline.export_jobs SET state = 'expired' WHERE id = ");
             sql.bind(Bind::BigInt(job.id))
@@ -553,6 +755,22 @@ impl ExportJobs {
         }
         Ok(expired)
     }
+}
+
+/// A job a worker holds: its row, its lease, where its object goes and what it exports.
+struct Claim<'a> {
+    job: &'a JobRow,
+    token: &'a str,
+    name: &'a ObjectPath,
+    filter: &'a Filter,
+    max_rows: Option<u64>,
+}
+
+/// What a worker wrote for a job.
+struct Written {
+    rows: u64,
+    size: u64,
+    truncated: bool,
 }
 
 fn millis(duration: Duration) -> i64 {

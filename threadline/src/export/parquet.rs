@@ -41,6 +41,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::thread::JoinHandle;
 
 use ::parquet::basic::Compression;
 use ::parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
@@ -49,9 +51,13 @@ use ::parquet::file::writer::SerializedFileWriter;
 use ::parquet::schema::parser::parse_message_type;
 use ::parquet::schema::types::ColumnPath;
 use ::parquet::schema::types::Type;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::PgConnection;
 use diesel_async::AsyncPgConnection;
+#[cfg(feature = "jobs")]
+use object_store::path::Path as ObjectPath;
+#[cfg(feature = "jobs")]
+use object_store::{ObjectStore, WriteMultipart};
 
 use super::{EXPORT_COLUMNS, ExportRow, FIELDS};
 use crate::Error;
@@ -197,39 +203,304 @@ impl ParquetExport {
             });
         }
         std::fs::create_dir_all(dir)?;
-        let query = ChangeQuery {
-            columns: EXPORT_COLUMNS,
-            filter: &self.filter,
-            restriction: &self.restriction,
-        };
-        let mut files = Files::new(dir, self.options.rows_per_file)?;
-        let mut after = None;
-        let mut rows = 0_u64;
-        let truncated = loop {
-            let remaining = self.options.max_rows.map_or(u64::MAX, |max| max - rows.min(max));
-            let want = usize::try_from(remaining)
-                .unwrap_or(usize::MAX)
-                .min(self.options.page_size);
-            let mut page: Vec<ExportRow> = conn.load(query.newest_first(after, want + 1)).await?;
-            let more = page.len() > want;
-            page.truncate(want);
-            after = page.last().map(|last| (last.captured_at, last.id));
-            rows += page.len() as u64;
-            for row in page {
-                files.push(row)?;
-            }
-            progress(rows);
-            if !more || want == 0 || self.options.max_rows == Some(rows) {
-                break more;
-            }
-        };
-        let (files, bytes) = files.finish()?;
+        let mut pages = self.pages(dir)?;
+        while pages.next(conn).await? {
+            progress(pages.rows);
+        }
+        progress(pages.rows);
+        pages.finish()
+    }
+
+    /// The export's pages, encoded into files under `dir`.
+    fn pages(&self, dir: &Path) -> Result<Pages<'_>, Error> {
+        Ok(Pages {
+            export: self,
+            query: ChangeQuery {
+                columns: EXPORT_COLUMNS,
+                filter: &self.filter,
+                restriction: &self.restriction,
+            },
+            after: None,
+            rows: 0,
+            truncated: false,
+            encoder: Encoder::start(Files::new(dir, self.options.rows_per_file)?),
+        })
+    }
+}
+
+/// An export in progress: it reads keyset pages on the caller's side and hands each to
+/// the [`Encoder`], so the next page is read while the last one is encoded.
+struct Pages<'a> {
+    export: &'a ParquetExport,
+    query: ChangeQuery<'a>,
+    after: Option<(DateTime<Utc>, i64)>,
+    rows: u64,
+    truncated: bool,
+    encoder: Encoder,
+}
+
+impl Pages<'_> {
+    /// Reads and hands on the next page; `false` once the export is complete.
+    async fn next<C: Db>(&mut self, conn: &mut C) -> Result<bool, Error> {
+        let options = &self.export.options;
+        let remaining = options.max_rows.map_or(u64::MAX, |max| max - self.rows.min(max));
+        let want = usize::try_from(remaining).unwrap_or(usize::MAX).min(options.page_size);
+        let mut page: Vec<ExportRow> = conn.load(self.query.newest_first(self.after, want + 1)).await?;
+        let more = page.len() > want;
+        page.truncate(want);
+        self.after = page.last().map(|last| (last.captured_at, last.id));
+        self.rows += page.len() as u64;
+        self.encoder.send(page)?;
+        let done = !more || want == 0 || options.max_rows == Some(self.rows);
+        self.truncated = done && more;
+        Ok(!done)
+    }
+
+    /// Waits for the encoder to close every file.
+    fn finish(self) -> Result<ParquetSummary, Error> {
+        let (files, bytes) = self.encoder.finish()?;
         Ok(ParquetSummary {
-            rows,
-            truncated,
+            rows: self.rows,
+            truncated: self.truncated,
             files,
             bytes,
         })
+    }
+}
+
+/// Every file an export closed, relative to its folder, and the bytes written.
+type Closed = (Vec<PathBuf>, u64);
+
+/// The thread that owns an export's open files and encodes the pages it is sent: one page
+/// waits in the channel at most, so memory stays flat.
+struct Encoder {
+    pages: Option<SyncSender<Vec<ExportRow>>>,
+    /// The files closed, as they close: an upload sends each on.
+    #[cfg_attr(not(feature = "jobs"), allow(dead_code))]
+    closed: Receiver<PathBuf>,
+    thread: Option<JoinHandle<Result<Closed, Error>>>,
+}
+
+impl Encoder {
+    fn start(mut files: Files) -> Self {
+        let (pages, inbox) = sync_channel::<Vec<ExportRow>>(1);
+        let (closed, outbox) = channel();
+        files.closed_to = Some(closed);
+        let thread = std::thread::spawn(move || {
+            for page in inbox {
+                for row in page {
+                    files.push(row)?;
+                }
+            }
+            files.finish()
+        });
+        Encoder {
+            pages: Some(pages),
+            closed: outbox,
+            thread: Some(thread),
+        }
+    }
+
+    /// Hands a page on; the encoder's own error if it stopped.
+    fn send(&mut self, page: Vec<ExportRow>) -> Result<(), Error> {
+        let sent = self.pages.as_ref().expect("an open encoder").send(page);
+        match sent {
+            Ok(()) => Ok(()),
+            Err(_) => self.join().map(drop),
+        }
+    }
+
+    /// The files closed since the last call, relative to the folder.
+    #[cfg(feature = "jobs")]
+    fn closed(&self) -> Vec<PathBuf> {
+        self.closed.try_iter().collect()
+    }
+
+    /// Closes the open files; every file closed, and the bytes written.
+    fn finish(mut self) -> Result<Closed, Error> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<Closed, Error> {
+        self.pages = None;
+        match self.thread.take().expect("an encoder joined once").join() {
+            Ok(outcome) => outcome,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+impl Drop for Encoder {
+    fn drop(&mut self) {
+        self.pages = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(feature = "jobs")]
+impl ParquetExport {
+    /// Writes the export as objects under `prefix` of `store`, laid out as
+    /// [`ParquetExport::write_dir`] lays out its folder
+    /// (`<prefix>/table=…/date=…/part-N.parquet`), calling `progress` with the rows written
+    /// so far after each page. Each file is spooled in a private folder of the system's
+    /// temporary directory until it is complete, then uploaded and removed, so the disk
+    /// holds only the files still open. On an error the objects uploaded so far stay.
+    ///
+    /// ```no_run
+    /// # async fn demo(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), threadline::Error> {
+    /// use threadline::export::parquet::ParquetOptions;
+    /// use threadline::jobs::object_store::{memory::InMemory, path::Path};
+    /// use threadline::read::{Filter, Reader};
+    ///
+    /// let store = InMemory::new();
+    /// let export = Reader::new().export_parquet(&Filter::new(), ParquetOptions::new())?;
+    /// let summary = export.write_store(conn, &store, &Path::from("audit"), |_| {}).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_store(
+        &self,
+        conn: &mut AsyncPgConnection,
+        store: &dyn ObjectStore,
+        prefix: &ObjectPath,
+        mut progress: impl FnMut(u64),
+    ) -> Result<ParquetSummary, Error> {
+        let mut upload = self.upload(store, prefix)?;
+        while upload.next(conn).await? {
+            progress(upload.rows());
+        }
+        progress(upload.rows());
+        upload.finish().await
+    }
+
+    /// An upload of the export under `prefix` of `store`, page by page.
+    pub(crate) fn upload<'a>(&'a self, store: &'a dyn ObjectStore, prefix: &ObjectPath) -> Result<Upload<'a>, Error> {
+        let spool = Spool::new()?;
+        let pages = self.pages(&spool.0)?;
+        Ok(Upload {
+            pages,
+            store,
+            prefix: prefix.clone(),
+            spool,
+            sent: 0,
+        })
+    }
+}
+
+/// A Parquet export on its way to an object store: [`Upload::next`] reads a page and
+/// uploads the files that page completed.
+#[cfg(feature = "jobs")]
+pub(crate) struct Upload<'a> {
+    pages: Pages<'a>,
+    store: &'a dyn ObjectStore,
+    prefix: ObjectPath,
+    spool: Spool,
+    sent: usize,
+}
+
+#[cfg(feature = "jobs")]
+impl Upload<'_> {
+    /// Changes written so far.
+    pub(crate) fn rows(&self) -> u64 {
+        self.pages.rows
+    }
+
+    /// Reads the next page and uploads what it completed; `false` once the export is done.
+    pub(crate) async fn next<C: Db>(&mut self, conn: &mut C) -> Result<bool, Error> {
+        let more = self.pages.next(conn).await?;
+        for file in self.pages.encoder.closed() {
+            self.send(&file).await?;
+        }
+        Ok(more)
+    }
+
+    /// Closes and uploads the files still open.
+    pub(crate) async fn finish(self) -> Result<ParquetSummary, Error> {
+        let Upload {
+            pages,
+            store,
+            prefix,
+            spool,
+            sent,
+        } = self;
+        let summary = pages.finish()?;
+        // Files are announced in the order they close, which is the summary's.
+        for file in summary.files.iter().skip(sent) {
+            send(store, &prefix, &spool, file).await?;
+        }
+        Ok(summary)
+    }
+
+    async fn send(&mut self, file: &Path) -> Result<(), Error> {
+        send(self.store, &self.prefix, &self.spool, file).await?;
+        self.sent += 1;
+        Ok(())
+    }
+}
+
+/// Uploads the spooled `file` to its place under `prefix`, then removes it.
+#[cfg(feature = "jobs")]
+async fn send(store: &dyn ObjectStore, prefix: &ObjectPath, spool: &Spool, file: &Path) -> Result<(), Error> {
+    use std::io::Read;
+    let mut to = prefix.clone();
+    for part in file.iter() {
+        to = to.child(part.to_str().expect("the names of an export's files are ASCII"));
+    }
+    let mut upload = WriteMultipart::new(store.put_multipart(&to).await.map_err(crate::jobs::storage)?);
+    let local = spool.0.join(file);
+    let copied = async {
+        let mut from = File::open(&local)?;
+        let mut buffer = vec![0; UPLOAD_CHUNK];
+        loop {
+            let n = from.read(&mut buffer)?;
+            if n == 0 {
+                return Ok::<_, Error>(());
+            }
+            upload.wait_for_capacity(2).await.map_err(crate::jobs::storage)?;
+            upload.write(&buffer[..n]);
+        }
+    }
+    .await;
+    if let Err(error) = copied {
+        let _ = upload.abort().await;
+        return Err(error);
+    }
+    upload.finish().await.map_err(crate::jobs::storage)?;
+    std::fs::remove_file(local)?;
+    Ok(())
+}
+
+/// Bytes read from a spooled file per write to the upload.
+#[cfg(feature = "jobs")]
+const UPLOAD_CHUNK: usize = 1 << 20;
+
+/// A private folder under the system's temporary directory, removed with everything in
+/// it when dropped.
+#[cfg(feature = "jobs")]
+struct Spool(PathBuf);
+
+#[cfg(feature = "jobs")]
+impl Spool {
+    fn new() -> Result<Self, Error> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "threadline-parquet-{}-{}-{}",
+            std::process::id(),
+            Utc::now().timestamp_micros(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join(name);
+        std::fs::create_dir(&dir)?;
+        Ok(Spool(dir))
+    }
+}
+
+#[cfg(feature = "jobs")]
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -268,6 +539,8 @@ struct Files {
     parts: HashMap<Day, u32>,
     buffered: usize,
     closed: Vec<PathBuf>,
+    /// Where each file is announced once closed.
+    closed_to: Option<Sender<PathBuf>>,
     bytes: u64,
 }
 
@@ -309,6 +582,7 @@ impl Files {
             parts: HashMap::new(),
             buffered: 0,
             closed: Vec::new(),
+            closed_to: None,
             bytes: 0,
         })
     }
@@ -371,11 +645,14 @@ impl Files {
         write_row_group(&mut open.writer, std::mem::take(&mut open.buffered))?;
         open.writer.close().map_err(parquet_error)?;
         self.bytes += std::fs::metadata(self.dir.join(&open.path))?.len();
+        if let Some(to) = &self.closed_to {
+            let _ = to.send(open.path.clone());
+        }
         self.closed.push(open.path);
         Ok(())
     }
 
-    fn finish(mut self) -> Result<(Vec<PathBuf>, u64), Error> {
+    fn finish(mut self) -> Result<Closed, Error> {
         self.open.sort_by(|a, b| a.day.cmp(&b.day));
         while !self.open.is_empty() {
             self.close(0)?;
