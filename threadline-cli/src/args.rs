@@ -1,8 +1,12 @@
-//! A small hand-rolled command-line parser: positionals, `--flag value`,
-//! `--flag=value`, switches, `--` and `--help`, with "did you mean" hints.
+//! The commands' arguments: each [`Spec`] declares a command's positionals and flags once,
+//! clap parses them (`--flag value`, `--flag=value`, switches, `--`, `--help`), and
+//! refusals are worded here, with the project's one "did you mean" rule.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Arg, ArgAction, Command};
 use threadline_syntax::suggest;
 
 use threadline::ActorRef;
@@ -47,6 +51,9 @@ pub const FILTER_FLAGS: [(&str, &str); 9] = [
 const DATABASE_URL: &str = "database-url";
 /// The flag of the commands that read `threadline.toml`.
 const CONFIG: &str = "config";
+
+/// The clap id of a command's positional arguments, counted against its [`Spec`].
+const POSITIONALS: &str = "arguments";
 
 /// Page size of the read commands when `--page-size` is not given.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -108,65 +115,53 @@ impl Spec {
         Failure::Usage(format!("{message}\nrun 'threadline {} --help' for usage", self.command))
     }
 
+    /// The command as clap declares it: the positionals, then every flag. Its `--help` is
+    /// [`Spec::help`].
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(self.command)
+            .override_help(self.help)
+            .allow_negative_numbers(true)
+            .arg(
+                Arg::new(POSITIONALS)
+                    .num_args(0..)
+                    .action(ArgAction::Append)
+                    .value_name(self.positionals.first().copied().unwrap_or("ARG")),
+            );
+        for name in self.flag_names().into_iter().filter(|name| *name != "help") {
+            let flag = Arg::new(name).long(name);
+            command = command.arg(if self.takes_value(name) {
+                flag.num_args(1).action(ArgAction::Set)
+            } else {
+                flag.action(ArgAction::SetTrue)
+            });
+        }
+        command
+    }
+
     /// Parses the arguments after the command name; `None` when help was asked for.
     pub fn parse(&'static self, raw: &[String]) -> Result<Option<Args>, Failure> {
+        let matches = match self.command().no_binary_name(true).try_get_matches_from(raw) {
+            Ok(matches) => matches,
+            Err(error) if error.kind() == ErrorKind::DisplayHelp => return Ok(None),
+            Err(error) => return Err(self.clap_error(&error)),
+        };
         let mut args = Args {
             spec: self,
-            positionals: Vec::new(),
+            positionals: matches
+                .get_many::<String>(POSITIONALS)
+                .map(|given| given.cloned().collect())
+                .unwrap_or_default(),
             values: Vec::new(),
             switches: Vec::new(),
         };
-        let mut rest = raw.iter();
-        while let Some(arg) = rest.next() {
-            if arg == "--" {
-                args.positionals.extend(rest.by_ref().cloned());
-                break;
-            }
-            if arg == "--help" || arg == "-h" {
-                return Ok(None);
-            }
-            let Some(flag) = arg.strip_prefix("--") else {
-                // `-` alone and negative numbers (a key like -5) are arguments.
-                let flag_like = arg
-                    .strip_prefix('-')
-                    .is_some_and(|rest| !rest.is_empty() && !rest.starts_with(|c: char| c.is_ascii_digit()));
-                if flag_like {
-                    return Err(self.usage(format!("unknown flag {arg}")));
+        for name in self.flag_names().into_iter().filter(|name| *name != "help") {
+            if self.takes_value(name) {
+                if let Some(value) = matches.get_one::<String>(name) {
+                    args.values.push((name, value.clone()));
                 }
-                args.positionals.push(arg.clone());
-                continue;
-            };
-            let (name, inline) = match flag.split_once('=') {
-                Some((name, value)) => (name, Some(value.to_owned())),
-                None => (flag, None),
-            };
-            let Some(name) = self.flag_names().into_iter().find(|known| *known == name) else {
-                let hint = suggest(name, &self.flag_names())
-                    .map(|known| format!(" (did you mean --{known}?)"))
-                    .unwrap_or_default();
-                return Err(self.usage(format!("unknown flag --{name} for {}{hint}", self.command)));
-            };
-            if name == "help" {
-                return Ok(None);
-            }
-            if args.values.iter().any(|(n, _)| *n == name) || args.switches.contains(&name) {
-                return Err(self.usage(format!("--{name} is given twice")));
-            }
-            if !self.takes_value(name) {
-                if inline.is_some() {
-                    return Err(self.usage(format!("--{name} takes no value")));
-                }
+            } else if matches.get_flag(name) {
                 args.switches.push(name);
-                continue;
             }
-            let value = match inline {
-                Some(value) => value,
-                None => match rest.next() {
-                    Some(value) if !value.starts_with("--") => value.clone(),
-                    _ => return Err(self.usage(format!("--{name} needs a value"))),
-                },
-            };
-            args.values.push((name, value));
         }
         let (given, required) = (args.positionals.len(), self.positionals.len());
         if given < required || given > required + self.optional.len() {
@@ -187,6 +182,34 @@ impl Spec {
             )));
         }
         Ok(Some(args))
+    }
+
+    /// clap's refusal in the words of this command, with the project's "did you mean".
+    fn clap_error(&self, error: &clap::Error) -> Failure {
+        // clap names an argument as `--op <OP>`, or an unknown one as typed (`--tabel=x`).
+        let flag = match error.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(arg)) => arg.split([' ', '=']).next().unwrap_or_default().to_owned(),
+            _ => String::new(),
+        };
+        match error.kind() {
+            ErrorKind::UnknownArgument => match flag.strip_prefix("--") {
+                Some(name) => {
+                    let hint = suggest(name, &self.flag_names())
+                        .map(|known| format!(" (did you mean --{known}?)"))
+                        .unwrap_or_default();
+                    self.usage(format!("unknown flag --{name} for {}{hint}", self.command))
+                }
+                None => self.usage(format!("unknown flag {flag}")),
+            },
+            ErrorKind::TooManyValues => self.usage(format!("{flag} takes no value")),
+            ErrorKind::InvalidValue => self.usage(format!("{flag} needs a value")),
+            ErrorKind::ArgumentConflict => self.usage(format!("{flag} is given twice")),
+            _ => {
+                let rendered = error.render().to_string();
+                let first = rendered.lines().next().unwrap_or_default();
+                self.usage(first.strip_prefix("error: ").unwrap_or(first))
+            }
+        }
     }
 }
 

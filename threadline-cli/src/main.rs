@@ -8,6 +8,7 @@
 //! and checks that capture is whole (`threadline health`).
 
 mod args;
+mod completions;
 mod config;
 mod coverage;
 mod drift;
@@ -49,6 +50,7 @@ commands:
   partitions      partition the audit store by time (convert), create partitions ahead (ensure), list them
   evidence show   the evidence recorded about the trail
   views list      the operators' saved views
+  completions     print a completion script for bash, zsh, fish, elvish or powershell
   install-sql     print the SQL that installs the threadline schema
   uninstall-sql   print the SQL that removes it, with every audit row
   --version       print the version
@@ -69,7 +71,7 @@ fn usage() -> String {
 type Run = fn(&Args) -> Result<(), Failure>;
 
 /// The commands that take arguments, with what each accepts and how it runs.
-static COMMANDS: [(&Spec, Run); 15] = [
+static COMMANDS: [(&Spec, Run); 16] = [
     (&install::INSTALL, install::install),
     (&gen_triggers::GEN_TRIGGERS, gen_triggers::gen_triggers),
     (&read::TIMELINE, read::timeline),
@@ -85,6 +87,7 @@ static COMMANDS: [(&Spec, Run); 15] = [
     (&lifecycle::EVIDENCE, lifecycle::evidence),
     (&lifecycle::VIEWS, lifecycle::views),
     (&export_jobs::EXPORT_JOBS, export_jobs::export_jobs),
+    (&completions::COMPLETIONS, completions::completions),
 ];
 
 /// Why a command failed, and so its exit status.

@@ -1127,3 +1127,26 @@ fn a_parquet_export_job_is_fetched_as_the_folder_a_direct_parquet_export_writes(
     fetch().fails(2, "exists; name a new folder");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn completion_scripts_name_every_command_and_its_flags() {
+    let bash = threadline(&["completions", "bash"]);
+    let script = bash.ok();
+    for word in [
+        "timeline",
+        "export-jobs",
+        "install-sql",
+        "--table",
+        "--page-size",
+        "--database-url",
+    ] {
+        assert!(script.contains(word), "{word} missing from the bash script");
+    }
+    let zsh = threadline(&["completions", "zsh"]);
+    assert!(zsh.ok().starts_with("#compdef threadline"), "{zsh:?}");
+    threadline(&["completions", "bsah"]).fails(2, "did you mean bash?");
+    threadline(&["completions"]).fails(
+        2,
+        "completions takes <bash|zsh|fish|elvish|powershell>, got 0 arguments",
+    );
+}

@@ -475,8 +475,8 @@ async fn send(store: &dyn ObjectStore, prefix: &ObjectPath, spool: &Spool, file:
 #[cfg(feature = "jobs")]
 const UPLOAD_CHUNK: usize = 1 << 20;
 
-/// A private folder under the system's temporary directory, removed with everything in
-/// it when dropped.
+/// A private folder under the system's temporary directory (mode 0700 on Unix), removed
+/// with everything in it when dropped.
 #[cfg(feature = "jobs")]
 struct Spool(PathBuf);
 
@@ -492,7 +492,11 @@ impl Spool {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let dir = std::env::temp_dir().join(name);
-        std::fs::create_dir(&dir)?;
+        // The files hold audit data: the folder is the process user's alone.
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir)?;
         Ok(Spool(dir))
     }
 }
@@ -755,6 +759,19 @@ mod tests {
         assert_eq!(table_folder("public", "posts"), "table=public.posts");
         assert_eq!(table_folder("a/b", ".."), "table=a%2Fb...");
         assert_eq!(table_folder("ü", "x y"), "table=%C3%BC.x%20y");
+    }
+
+    #[cfg(all(unix, feature = "jobs"))]
+    #[test]
+    fn the_spool_is_the_process_user_s_alone_and_goes_when_dropped() {
+        use std::os::unix::fs::PermissionsExt;
+        let spool = Spool::new().unwrap();
+        std::fs::write(spool.0.join("part.parquet"), b"x").unwrap();
+        let mode = std::fs::metadata(&spool.0).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let dir = spool.0.clone();
+        drop(spool);
+        assert!(!dir.exists());
     }
 
     #[test]
