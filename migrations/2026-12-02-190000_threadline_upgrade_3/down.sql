@@ -14,13 +14,17 @@ END
 $$;
 DO $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM threadline.export_jobs j WHERE j.format = 'parquet' AND j.state <> 'expired') THEN
-        RAISE EXCEPTION 'threadline: export jobs in Parquet are queued or kept; version 2 cannot run or serve them'
-            USING ERRCODE = '55000', HINT = 'Let them expire (threadline export-jobs cleanup) or delete them first.';
+    LOCK TABLE threadline.export_jobs IN SHARE ROW EXCLUSIVE MODE;
+    IF EXISTS (SELECT 1 FROM threadline.export_jobs j
+                WHERE j.format = 'parquet' AND j.state IN ('queued', 'running', 'completed')) THEN
+        RAISE EXCEPTION 'threadline: export jobs in Parquet are queued, running or kept; version 2 cannot run or serve them'
+            USING ERRCODE = '55000',
+                  HINT = 'Let them finish and expire (threadline export-jobs cleanup), or delete their rows and folders first.';
     END IF;
+    -- failed and expired Parquet jobs have no objects left
+    DELETE FROM threadline.export_jobs j WHERE j.format = 'parquet';
 END
 $$;
-DELETE FROM threadline.export_jobs j WHERE j.format = 'parquet';
 ALTER TABLE threadline.export_jobs DROP CONSTRAINT export_jobs_format_check,
     ADD CONSTRAINT export_jobs_format_check CHECK (format IN ('csv', 'json', 'ndjson'));
 -- a conversion that failed may have left its CHECK: version 2 knows no such thing

@@ -266,8 +266,8 @@ async fn a_parquet_job_stores_the_folder_a_direct_parquet_export_writes() {
     // Two tables and two days: three files.
     exec(
         &mut admin,
-        "CREATE TABLE tags (id int PRIMARY KEY); SELECT threadline.audit_table('tags');
-         INSERT INTO tags SELECT generate_series(1, 30);
+        "CREATE TABLE \"tag list\" (id int PRIMARY KEY); SELECT threadline.audit_table('\"tag list\"');
+         INSERT INTO \"tag list\" SELECT generate_series(1, 30);
          UPDATE threadline.audit_changes SET captured_at = captured_at - interval '1 day' WHERE op = 'update';",
     );
     let dir = scratch("parquet");
@@ -294,6 +294,10 @@ async fn a_parquet_job_stores_the_folder_a_direct_parquet_export_writes() {
     let files = jobs.files(&mut conn, id, &owner).await.unwrap();
     assert_eq!(files, files_under(&dir.join("direct")));
     assert_eq!(files.len(), 3, "{files:?}");
+    assert!(
+        files.iter().any(|f| f.starts_with("table=public.tag%20list/")),
+        "a folder's name is encoded once: {files:?}"
+    );
     assert_eq!(job.object_size, Some(i64::try_from(direct.bytes).unwrap()));
     for file in &files {
         let mut stream = jobs.open_file(&mut conn, id, &owner, file).await.unwrap();
@@ -339,5 +343,32 @@ async fn a_parquet_job_stores_the_folder_a_direct_parquet_export_writes() {
     );
     assert_eq!(jobs.cleanup(&mut conn).await.unwrap(), 1);
     assert_eq!(files_under(&dir.join("store")), Vec::<String>::new());
+
+    // A folder no job names (its worker died, and the job was claimed again) goes with the
+    // next cleanup; the folder of a job being written stays.
+    let store = object_store::local::LocalFileSystem::new_with_prefix(dir.join("store")).unwrap();
+    let part = "table=public.posts/date=2026-12-01/part-0.parquet";
+    let abandoned = "threadline-exports/0b9f2d3e-2a7c-4c55-9d1e-1f2e3d4c5b6a.parquet";
+    let writing = "threadline-exports/5d0c8f1a-6b2e-4f3d-8a9c-7e6d5c4b3a21.parquet";
+    for folder in [abandoned, writing] {
+        let object = object_store::path::Path::parse(format!("{folder}/{part}")).unwrap();
+        store
+            .put(&object, object_store::PutPayload::from_static(b"PAR1"))
+            .await
+            .unwrap();
+    }
+    let running = jobs
+        .submit(&mut conn, &owner, &Filter::new(), JobFormat::Parquet, None)
+        .await
+        .unwrap();
+    exec(
+        &mut admin,
+        &format!(
+            "UPDATE threadline.export_jobs SET state = 'running', lease_token = '5d0c8f1a-6b2e-4f3d-8a9c-7e6d5c4b3a21',
+                    lease_until = now() + interval '1 hour' WHERE id = {running}"
+        ),
+    );
+    assert_eq!(jobs.cleanup(&mut conn).await.unwrap(), 0);
+    assert_eq!(files_under(&dir.join("store")), [format!("{writing}/{part}")]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

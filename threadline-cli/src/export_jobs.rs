@@ -187,12 +187,18 @@ pub fn export_jobs(args: &Args) -> Result<(), Failure> {
                 let job = jobs.status(&mut conn, id, &owner).await?;
                 let (bytes, files) = if job.format == "parquet" {
                     if Path::new(output).exists() {
-                        return Err(args.usage(format!("{output} exists; name a new folder")));
+                        return Err(Failure::Runtime(format!("{output} exists; name a new folder")));
+                    }
+                    if partial.exists() {
+                        return Err(Failure::Runtime(format!(
+                            "{} exists, left by a fetch that did not finish: remove it first",
+                            partial.display()
+                        )));
                     }
                     let files = jobs.files(&mut conn, id, &owner).await?;
                     let mut bytes = 0;
                     let written = async {
-                        std::fs::create_dir_all(&partial)?;
+                        std::fs::create_dir(&partial)?;
                         for file in &files {
                             let to = partial.join(file);
                             std::fs::create_dir_all(to.parent().expect("a folder"))?;

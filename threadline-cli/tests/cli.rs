@@ -1124,7 +1124,7 @@ fn a_parquet_export_job_is_fetched_as_the_folder_a_direct_parquet_export_writes(
         found
     };
     assert_eq!(tree(&output), tree(&direct));
-    fetch().fails(2, "exists; name a new folder");
+    fetch().fails(1, "exists; name a new folder");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

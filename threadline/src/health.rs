@@ -322,8 +322,7 @@ async fn partition_findings<C: Db>(conn: &mut C) -> Result<Vec<Finding>, Error> 
                 "threadline.audit_changes carries the CHECK audit_changes_partition_boundary of a conversion \
                  that did not finish: from its boundary on, it refuses every captured change"
                     .to_owned(),
-                "Run threadline partitions convert again, or ALTER TABLE threadline.audit_changes DROP CONSTRAINT \
-                 audit_changes_partition_boundary;",
+                "Run threadline partitions convert again, or SELECT threadline.partition_boundary('drop');",
             ));
         }
         return Ok(findings);

@@ -9,10 +9,13 @@
 //! claimed again once its lease runs out, and the dead worker can no longer finish it.
 //! The object gets the bytes `threadline export` writes for the same filter and format
 //! (the JSON document dated at submission), under a random name, streamed page by page so
-//! memory stays flat. Only the owner may [`open`](ExportJobs::open) a completed job;
-//! anyone else gets [`Error::NotFound`], as for a job that does not exist.
-//! [`ExportJobs::cleanup`] removes the objects of jobs past their time to live (default
-//! 7 days) and marks them expired.
+//! memory stays flat. A Parquet job ([`JobFormat`], feature `parquet`) writes a folder of
+//! objects instead, one per table, day and part, each uploaded once complete; read them
+//! with [`files`](ExportJobs::files) and [`open_file`](ExportJobs::open_file). Only the
+//! owner may [`open`](ExportJobs::open) a completed job; anyone else gets
+//! [`Error::NotFound`], as for a job that does not exist. [`ExportJobs::cleanup`] removes
+//! the objects of jobs past their time to live (default 7 days) and marks them expired,
+//! and removes the Parquet folders a dead worker left.
 //!
 //! ```no_run
 //! # async fn demo(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), threadline::Error> {
@@ -99,8 +102,8 @@ impl JobState {
 }
 
 /// What a job writes: one object in an export [`Format`], or (feature `parquet`) a
-/// folder of Parquet objects by table and day, laid out as
-/// [`write_dir`](crate::export::parquet::ParquetExport::write_dir) lays out a folder. An
+/// folder of Parquet objects by table and day, laid out as `threadline export --format
+/// parquet` lays out a folder. An
 /// export [`Format`] converts into it, so `submit(.., Format::Csv, ..)` reads as before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -110,6 +113,17 @@ pub enum JobFormat {
     /// A folder of Parquet objects: list them with [`ExportJobs::files`].
     #[cfg(feature = "parquet")]
     Parquet,
+}
+
+impl JobFormat {
+    /// The formats this build's workers write.
+    pub const WRITTEN: &[&str] = &[
+        "csv",
+        "json",
+        "ndjson",
+        #[cfg(feature = "parquet")]
+        "parquet",
+    ];
 }
 
 impl From<Format> for JobFormat {
@@ -288,6 +302,7 @@ fn own_object(name: &str, format: &str) -> Option<ObjectPath> {
     uuid.then(|| ObjectPath::from(name))
 }
 
+/// A store's error, as [`Error::Storage`].
 pub(crate) fn storage(error: object_store::Error) -> Error {
     Error::Storage(error.to_string())
 }
@@ -322,7 +337,9 @@ impl ExportJobs {
     /// missing).
     pub fn local(dir: impl AsRef<Path>) -> Result<Self, Error> {
         std::fs::create_dir_all(dir.as_ref())?;
-        let store = object_store::local::LocalFileSystem::new_with_prefix(dir.as_ref()).map_err(storage)?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir.as_ref())
+            .map_err(storage)?
+            .with_automatic_cleanup(true);
         Ok(ExportJobs::new(Arc::new(store)))
     }
 
@@ -335,8 +352,9 @@ impl ExportJobs {
         Ok(self)
     }
 
-    /// How long a claim lasts without renewal (a worker renews it after every page); at
-    /// least 100 ms. Make it longer than the slowest page and upload part: a claim that
+    /// How long a claim lasts without renewal (a worker renews it after every page, and
+    /// after every Parquet file it uploads); at least 100 ms. Make it longer than the
+    /// slowest page, upload part or Parquet file upload: a claim that
     /// lapses lets a second worker start the job, and only one of them can finish it.
     pub fn lease(mut self, lease: Duration) -> Result<Self, Error> {
         if lease < Duration::from_millis(100) {
@@ -428,6 +446,8 @@ impl ExportJobs {
 
     /// The object of `owner`'s completed job, as a stream of bytes; [`Error::NotFound`]
     /// unless the job is completed and `owner`'s.
+    /// A Parquet job is a folder, which this refuses with [`Error::Invalid`]: read its
+    /// files with [`ExportJobs::files`] and [`ExportJobs::open_file`].
     pub async fn open(
         &self,
         conn: &mut AsyncPgConnection,
@@ -438,7 +458,10 @@ impl ExportJobs {
         if job.format == "parquet" {
             return Err(Error::invalid(
                 "export job",
-                format!("job {id} is a folder of Parquet files: list them with files, read each with open_file"),
+                format!(
+                    "job {id} is a folder of Parquet files, not one file: fetch it with \
+                     threadline export-jobs fetch {id} (or ExportJobs::files and open_file)"
+                ),
             ));
         }
         self.get(&job, &path).await
@@ -542,7 +565,7 @@ impl ExportJobs {
     }
 
     /// The whole object of `owner`'s completed job, in memory: for small exports and tests;
-    /// stream large ones with [`ExportJobs::open`].
+    /// stream large ones with [`ExportJobs::open`]. Refused, as by `open`, for a Parquet job.
     pub async fn read_all(&self, conn: &mut AsyncPgConnection, id: i64, owner: &ActorRef) -> Result<Vec<u8>, Error> {
         let mut stream = self.open(conn, id, owner).await?;
         let mut out = Vec::new();
@@ -560,13 +583,22 @@ impl ExportJobs {
                 SET state = 'running', attempts = j.attempts + 1, started_at = clock_timestamp(),
                     lease_until = clock_timestamp() + ",
         );
-        claim.bind(Bind::BigInt(millis(self.lease))).push(&format!(
-            " * interval '1 millisecond', lease_token = gen_random_uuid(), rows_written = 0, error = NULL
+        // A worker claims only the formats its build writes: one without Parquet leaves
+        // those jobs to the workers that have it.
+        claim
+            .bind(Bind::BigInt(millis(self.lease)))
+            .push(
+                " * interval '1 millisecond', lease_token = gen_random_uuid(), rows_written = 0, error = NULL
                   WHERE j.id = (SELECT q.id FROM threadline.export_jobs q
-                                 WHERE q.state = 'queued' OR (q.state = 'running' AND q.lease_until < clock_timestamp())
+                                 WHERE (q.state = 'queued' OR (q.state = 'running' AND q.lease_until < clock_timestamp()))
+                                   AND q.format = ANY (string_to_array(",
+            )
+            .bind(Bind::Text(JobFormat::WRITTEN.join(",")))
+            .push(&format!(
+                ", ','))
                                  ORDER BY q.submitted_at, q.id LIMIT 1 FOR UPDATE SKIP LOCKED)
                 RETURNING {COLUMNS}"
-        ));
+            ));
         let Some(row) = conn.load::<JobRow>(claim.writing()).await?.pop() else {
             return Ok(None);
         };
@@ -695,10 +727,16 @@ impl ExportJobs {
         let export = self.reader.export_parquet(claim.filter, options)?;
         let written = async {
             let mut upload = export.upload(&*self.store, claim.name)?;
-            while upload.next(conn).await? {
+            loop {
+                let more = upload.next(conn).await?;
                 self.renew(conn, claim.job.id, claim.token, upload.rows()).await?;
+                while upload.send_one().await? {
+                    self.renew(conn, claim.job.id, claim.token, upload.rows()).await?;
+                }
+                if !more {
+                    return Ok::<_, Error>(upload.summary());
+                }
             }
-            upload.finish().await
         }
         .await;
         match written {
@@ -753,7 +791,40 @@ impl ExportJobs {
                 .push(" AND state = 'completed' RETURNING id");
             expired += conn.load::<IdRow>(sql.writing()).await?.len();
         }
+        self.remove_abandoned(conn).await?;
         Ok(expired)
+    }
+
+    /// Removes the Parquet folders no job names: those a worker that died (or lost its
+    /// lease) wrote part of. The store is listed before the jobs are read, and a claim
+    /// commits its token before its worker writes, so a folder being written is never
+    /// taken for one abandoned.
+    async fn remove_abandoned(&self, conn: &mut AsyncPgConnection) -> Result<(), Error> {
+        let mut folders: Vec<ObjectPath> = Vec::new();
+        for object in self.objects(&ObjectPath::from(PREFIX)).await? {
+            let Some(folder) = object.parts().nth(1) else { continue };
+            let name = format!("{PREFIX}/{}", folder.as_ref());
+            if let Some(path) = own_object(&name, "parquet")
+                && !folders.contains(&path)
+            {
+                folders.push(path);
+            }
+        }
+        for folder in folders {
+            let mut sql = Sql::new("SELECT max(id) AS id FROM threadline.export_jobs WHERE object_name = ");
+            sql.bind(Bind::Text(folder.to_string()))
+                .push(" OR lease_token::text = ");
+            let token = folder
+                .filename()
+                .and_then(|f| f.strip_suffix(".parquet"))
+                .unwrap_or_default();
+            sql.bind(Bind::Text(token.to_owned()));
+            let named = conn.load::<IdRow>(sql).await?.pop().and_then(|r| r.id).is_some();
+            if !named {
+                self.remove(&folder, "parquet").await?;
+            }
+        }
+        Ok(())
     }
 }
 

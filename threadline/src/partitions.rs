@@ -365,8 +365,16 @@ async fn live_swap<C: Db>(conn: &mut C, period: Period) -> Result<String, Error>
         swap(&mut *conn, period, Some(boundary)).await
     };
     let outcome = steps.await;
-    if outcome.is_err() && store_period(conn).await.ok().flatten().is_none() {
-        let _ = boundary_step(conn, "drop", None).await;
+    if let Err(failed) = &outcome
+        && store_period(conn).await.ok().flatten().is_none()
+        && let Err(left) = boundary_step(conn, "drop", None).await
+    {
+        return Err(Error::Locked(format!(
+            "{failed}; the CHECK audit_changes_partition_boundary is left on the table, and from {} on it \
+             refuses every captured change: run SELECT threadline.partition_boundary('drop') before then \
+             (it could not: {left})",
+            boundary.to_rfc3339()
+        )));
     }
     outcome
 }

@@ -343,6 +343,14 @@ BEGIN
                                 ADD CONSTRAINT audit_changes_partition_boundary CHECK (captured_at < %L) NOT VALID',
                            boundary);
         WHEN 'validate' THEN
+            -- only the CHECK 'add' makes: nothing else of that name is validated as the owner
+            IF NOT EXISTS (SELECT 1 FROM pg_constraint k
+                            WHERE k.conrelid = 'threadline.audit_changes'::regclass
+                              AND k.conname = 'audit_changes_partition_boundary'
+                              AND pg_get_constraintdef(k.oid)
+                                  ~ '^CHECK \(\(captured_at < ''[0-9: +.-]+''::timestamp with time zone\)\) NOT VALID$') THEN
+                RAISE EXCEPTION 'threadline: audit_changes has no partition boundary to validate' USING ERRCODE = '55000';
+            END IF;
             ALTER TABLE threadline.audit_changes VALIDATE CONSTRAINT audit_changes_partition_boundary;
         WHEN 'drop' THEN
             ALTER TABLE threadline.audit_changes DROP CONSTRAINT IF EXISTS audit_changes_partition_boundary;

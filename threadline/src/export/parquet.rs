@@ -38,9 +38,12 @@
 //! ```
 
 use std::collections::HashMap;
+#[cfg(feature = "jobs")]
+use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
@@ -272,12 +275,14 @@ impl Pages<'_> {
 type Closed = (Vec<PathBuf>, u64);
 
 /// The thread that owns an export's open files and encodes the pages it is sent: one page
-/// waits in the channel at most, so memory stays flat.
+/// waits in the channel at most, so memory stays flat. Dropped before it finishes (an
+/// error, a cancelled future), it stops after the page in hand and closes no file.
 struct Encoder {
     pages: Option<SyncSender<Vec<ExportRow>>>,
     /// The files closed, as they close: an upload sends each on.
     #[cfg_attr(not(feature = "jobs"), allow(dead_code))]
     closed: Receiver<PathBuf>,
+    abandoned: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<Closed, Error>>>,
 }
 
@@ -286,17 +291,26 @@ impl Encoder {
         let (pages, inbox) = sync_channel::<Vec<ExportRow>>(1);
         let (closed, outbox) = channel();
         files.closed_to = Some(closed);
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let stop = abandoned.clone();
         let thread = std::thread::spawn(move || {
             for page in inbox {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok((Vec::new(), 0));
+                }
                 for row in page {
                     files.push(row)?;
                 }
+            }
+            if stop.load(Ordering::Relaxed) {
+                return Ok((Vec::new(), 0));
             }
             files.finish()
         });
         Encoder {
             pages: Some(pages),
             closed: outbox,
+            abandoned,
             thread: Some(thread),
         }
     }
@@ -325,15 +339,18 @@ impl Encoder {
         self.pages = None;
         match self.thread.take().expect("an encoder joined once").join() {
             Ok(outcome) => outcome,
-            Err(panic) => std::panic::resume_unwind(panic),
+            Err(_) => Err(Error::Io(std::io::Error::other(
+                "the Parquet encoder stopped on a panic",
+            ))),
         }
     }
 }
 
 impl Drop for Encoder {
     fn drop(&mut self) {
-        self.pages = None;
         if let Some(thread) = self.thread.take() {
+            self.abandoned.store(true, Ordering::Relaxed);
+            self.pages = None;
             let _ = thread.join();
         }
     }
@@ -368,10 +385,12 @@ impl ParquetExport {
     ) -> Result<ParquetSummary, Error> {
         let mut upload = self.upload(store, prefix)?;
         while upload.next(conn).await? {
+            while upload.send_one().await? {}
             progress(upload.rows());
         }
+        while upload.send_one().await? {}
         progress(upload.rows());
-        upload.finish().await
+        Ok(upload.summary())
     }
 
     /// An upload of the export under `prefix` of `store`, page by page.
@@ -379,63 +398,73 @@ impl ParquetExport {
         let spool = Spool::new()?;
         let pages = self.pages(&spool.0)?;
         Ok(Upload {
-            pages,
+            pages: Some(pages),
             store,
             prefix: prefix.clone(),
             spool,
-            sent: 0,
+            pending: VecDeque::new(),
+            queued: 0,
+            summary: None,
         })
     }
 }
 
 /// A Parquet export on its way to an object store: [`Upload::next`] reads a page and
-/// uploads the files that page completed.
+/// queues the files it completed (every file once the export is done), and
+/// [`Upload::send_one`] uploads one of them, so a caller can renew a lease between uploads.
 #[cfg(feature = "jobs")]
 pub(crate) struct Upload<'a> {
-    pages: Pages<'a>,
+    pages: Option<Pages<'a>>,
     store: &'a dyn ObjectStore,
     prefix: ObjectPath,
     spool: Spool,
-    sent: usize,
+    pending: VecDeque<PathBuf>,
+    /// Files queued so far, in the order they closed.
+    queued: usize,
+    summary: Option<ParquetSummary>,
 }
 
 #[cfg(feature = "jobs")]
 impl Upload<'_> {
     /// Changes written so far.
     pub(crate) fn rows(&self) -> u64 {
-        self.pages.rows
+        match (&self.pages, &self.summary) {
+            (Some(pages), _) => pages.rows,
+            (None, Some(summary)) => summary.rows,
+            (None, None) => 0,
+        }
     }
 
-    /// Reads the next page and uploads what it completed; `false` once the export is done.
+    /// Reads the next page and queues the files it completed; `false` once the export is
+    /// done and every file is queued.
     pub(crate) async fn next<C: Db>(&mut self, conn: &mut C) -> Result<bool, Error> {
-        let more = self.pages.next(conn).await?;
-        for file in self.pages.encoder.closed() {
-            self.send(&file).await?;
+        let pages = self.pages.as_mut().expect("next after the last page");
+        let more = pages.next(conn).await?;
+        let closed = pages.encoder.closed();
+        self.queued += closed.len();
+        self.pending.extend(closed);
+        if !more {
+            let summary = self.pages.take().expect("the pages").finish()?;
+            // Files close in the order of the summary's list.
+            self.pending.extend(summary.files[self.queued..].iter().cloned());
+            self.queued = summary.files.len();
+            self.summary = Some(summary);
         }
         Ok(more)
     }
 
-    /// Closes and uploads the files still open.
-    pub(crate) async fn finish(self) -> Result<ParquetSummary, Error> {
-        let Upload {
-            pages,
-            store,
-            prefix,
-            spool,
-            sent,
-        } = self;
-        let summary = pages.finish()?;
-        // Files are announced in the order they close, which is the summary's.
-        for file in summary.files.iter().skip(sent) {
-            send(store, &prefix, &spool, file).await?;
-        }
-        Ok(summary)
+    /// Uploads one queued file; `false` when none is queued.
+    pub(crate) async fn send_one(&mut self) -> Result<bool, Error> {
+        let Some(file) = self.pending.pop_front() else {
+            return Ok(false);
+        };
+        send(self.store, &self.prefix, &self.spool, &file).await?;
+        Ok(true)
     }
 
-    async fn send(&mut self, file: &Path) -> Result<(), Error> {
-        send(self.store, &self.prefix, &self.spool, file).await?;
-        self.sent += 1;
-        Ok(())
+    /// What was written, once [`Upload::next`] said the export is done.
+    pub(crate) fn summary(self) -> ParquetSummary {
+        self.summary.expect("an upload read to its end")
     }
 }
 
@@ -443,10 +472,14 @@ impl Upload<'_> {
 #[cfg(feature = "jobs")]
 async fn send(store: &dyn ObjectStore, prefix: &ObjectPath, spool: &Spool, file: &Path) -> Result<(), Error> {
     use std::io::Read;
-    let mut to = prefix.clone();
-    for part in file.iter() {
-        to = to.child(part.to_str().expect("the names of an export's files are ASCII"));
-    }
+    // The names are percent-encoded already (letters, digits, `.`, `_`, `-`, `=` and `%`):
+    // parsed, not escaped again.
+    let relative = file.to_str().expect("the names of an export's files are ASCII");
+    let full = match prefix.as_ref() {
+        "" => relative.to_owned(),
+        prefix => format!("{prefix}/{relative}"),
+    };
+    let to = ObjectPath::parse(full).map_err(|e| Error::Storage(e.to_string()))?;
     let mut upload = WriteMultipart::new(store.put_multipart(&to).await.map_err(crate::jobs::storage)?);
     let local = spool.0.join(file);
     let copied = async {
@@ -483,7 +516,7 @@ struct Spool(PathBuf);
 #[cfg(feature = "jobs")]
 impl Spool {
     fn new() -> Result<Self, Error> {
-        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::atomic::AtomicU64;
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "threadline-parquet-{}-{}-{}",
