@@ -136,7 +136,7 @@ fn no_read_export_check_or_purge_runs_what_the_database_owner_put_on_the_path() 
         .with_tenant_id("acme")
         .unwrap()
         .with_action(Action::new("post_edited").unwrap());
-    let written = threadline::blocking::transaction(&mut admin, &ctx, |conn| {
+    let written = threadline::transaction_blocking(&mut admin, &ctx, |conn| {
         conn.batch_execute("INSERT INTO public.posts VALUES (1, 'one'), (2, 'two'); UPDATE public.posts SET title = 'uno' WHERE id = 1")?;
         Ok::<_, threadline::Error>(())
     })
@@ -146,7 +146,7 @@ fn no_read_export_check_or_purge_runs_what_the_database_owner_put_on_the_path() 
     let mut conn = trapped_superuser(&db);
 
     let reader = Reader::new();
-    let reads = reader.blocking();
+    let reads = &reader;
     let posts: TableName = "public.posts".parse().unwrap();
     let filters = [
         Filter::new(),
@@ -163,25 +163,40 @@ fn no_read_export_check_or_purge_runs_what_the_database_owner_put_on_the_path() 
             .unwrap(),
     ];
     for filter in &filters {
-        let page = ok("timeline", reads.timeline(&mut conn, filter));
+        let page = ok("timeline", reads.timeline_blocking(&mut conn, filter));
         assert_eq!(page.entries.len(), 3, "{filter:?}");
-        assert_eq!(ok("count", reads.count_matching(&mut conn, filter, 100)).count, 3);
+        assert_eq!(
+            ok("count", reads.count_matching_blocking(&mut conn, filter, 100)).count,
+            3
+        );
         let mut csv = Vec::new();
         let mut export = ok("export", reader.export(filter, ExportOptions::new(Format::Csv)));
         ok("export", export.write_to_blocking(&mut conn, &mut csv, |_| {}));
         assert_eq!(export.rows(), 3);
     }
-    let history = ok("history", reads.row_history(&mut conn, &posts, &RowKey::from(1)));
+    let history = ok(
+        "history",
+        reads.row_history_blocking(&mut conn, &posts, &RowKey::from(1)),
+    );
     assert_eq!(history.entries.len(), 2);
-    ok("as of", reads.as_of(&mut conn, &posts, &RowKey::from(1), Utc::now()));
-    let incident = ok("incident", reads.incident_bundle(&mut conn, transaction_id, None, 10));
+    ok(
+        "as of",
+        reads.as_of_blocking(&mut conn, &posts, &RowKey::from(1), Utc::now()),
+    );
+    let incident = ok(
+        "incident",
+        reads.incident_bundle_blocking(&mut conn, transaction_id, None, 10),
+    );
     assert_eq!(incident.changes.entries.len(), 3);
     let by_actor = ok(
         "actor",
-        reads.actor_history(&mut conn, &ActorFilter::Is(actor.clone()), None, 10),
+        reads.actor_history_blocking(&mut conn, &ActorFilter::Is(actor.clone()), None, 10),
     );
     assert_eq!(by_actor.entries.len(), 1);
-    ok("correlation", reads.correlation_bundle(&mut conn, "corr-1", None, 10));
+    ok(
+        "correlation",
+        reads.correlation_bundle_blocking(&mut conn, "corr-1", None, 10),
+    );
 
     let health = ok("health", HealthCheck::new().run_blocking(&mut conn));
     assert_eq!(health.findings, []);

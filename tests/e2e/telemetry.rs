@@ -214,7 +214,7 @@ async fn telemetry_names_what_happened_and_never_a_value_actor_id_request_correl
     assert_eq!((ran.id, ran.rows_written), (job, 1));
     let purge = Purge::new(RetentionPolicy::keep_days(3650).unwrap());
     assert_eq!(purge.execute(conn, |_| {}).await.unwrap().run.changes_deleted, 0);
-    let updated = threadline::blocking::transaction(&mut admin, &ctx, |conn| {
+    let updated = threadline::transaction_blocking(&mut admin, &ctx, |conn| {
         conn.batch_execute(&format!(
             "UPDATE posts SET title = 'title-sentinel-4410 again' WHERE id = {POST_ID}"
         ))?;
@@ -222,7 +222,7 @@ async fn telemetry_names_what_happened_and_never_a_value_actor_id_request_correl
     })
     .unwrap();
     assert!(updated.transaction_id.is_some());
-    let failed = threadline::blocking::transaction(&mut admin, &ctx, |conn| {
+    let failed = threadline::transaction_blocking(&mut admin, &ctx, |conn| {
         conn.batch_execute(&format!(
             "UPDATE posts SET title = 'title-sentinel-4410 lost' WHERE id = {POST_ID}"
         ))?;
@@ -310,7 +310,7 @@ async fn telemetry_never_fails_a_write_when_its_summary_cannot_be_read() {
         )
         .unwrap();
     let ctx = AuditContext::new().with_actor(ActorRef::system("telemetry").unwrap());
-    let blocking = threadline::blocking::transaction(&mut admin, &ctx, |conn| {
+    let blocking = threadline::transaction_blocking(&mut admin, &ctx, |conn| {
         conn.batch_execute("INSERT INTO notes VALUES (1)")?;
         Ok::<_, threadline::Error>(())
     })

@@ -139,8 +139,7 @@ fn a_live_conversion_loses_and_duplicates_no_change_while_writers_run() {
     let mut app = PgConnection::establish(&db.app_url().unwrap()).unwrap();
     exec(&mut app, "UPDATE posts SET title = 'after' WHERE id = 1");
     let history = Reader::new()
-        .blocking()
-        .row_history(&mut conn, &"posts".parse().unwrap(), &RowKey::from(1))
+        .row_history_blocking(&mut conn, &"posts".parse().unwrap(), &RowKey::from(1))
         .unwrap();
     assert_eq!(
         history.entries.len(),
@@ -224,8 +223,7 @@ fn a_change_no_partition_covers_lands_in_the_default_one_until_ensure_moves_it()
     );
     assert!(codes(&mut conn).is_empty());
     let history = Reader::new()
-        .blocking()
-        .row_history(&mut conn, &"posts".parse().unwrap(), &RowKey::from(1))
+        .row_history_blocking(&mut conn, &"posts".parse().unwrap(), &RowKey::from(1))
         .unwrap();
     assert_eq!(history.entries.len(), 2);
     assert_eq!(

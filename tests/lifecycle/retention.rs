@@ -34,7 +34,7 @@ fn post_at(conn: &mut PgConnection, id: i32, offset: TimeDelta) {
     let ctx = AuditContext::new()
         .with_actor(ActorRef::user("1").unwrap())
         .with_action(Action::new("post_created").unwrap());
-    let committed = threadline::blocking::transaction(conn, &ctx, |conn| {
+    let committed = threadline::transaction_blocking(conn, &ctx, |conn| {
         sql_query(format!("INSERT INTO posts VALUES ({id}, 'title {id}')")).execute(conn)?;
         Ok::<_, Error>(())
     })
@@ -262,13 +262,10 @@ fn reads_after_a_purge_say_where_the_trail_begins() {
     let reader = Reader::new();
     let posts = "posts".parse().unwrap();
     let history = reader
-        .blocking()
-        .row_history(&mut conn, &posts, &RowKey::from(1))
+        .row_history_blocking(&mut conn, &posts, &RowKey::from(1))
         .unwrap();
     assert_eq!(history.entries.len(), 1, "only the update after the cutoff is left");
-    let before = reader
-        .blocking()
-        .as_of(&mut conn, &posts, &RowKey::from(1), cutoff() - TimeDelta::days(1));
+    let before = reader.as_of_blocking(&mut conn, &posts, &RowKey::from(1), cutoff() - TimeDelta::days(1));
     assert!(matches!(before, Ok(AsOf::BeforeHorizon)), "{before:?}");
 }
 

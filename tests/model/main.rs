@@ -362,7 +362,7 @@ fn a_scoped_reader_applies_its_scope_to_typed_history() {
     let (_db, mut conn) = setup();
     for (id, tenant) in [(1, "acme"), (2, "globex")] {
         let ctx = as_admin("user_created").with_tenant_id(tenant).unwrap();
-        let written = threadline::blocking::transaction(&mut conn, &ctx, |conn| {
+        let written = threadline::transaction_blocking(&mut conn, &ctx, |conn| {
             conn.batch_execute(&format!(
                 "INSERT INTO users VALUES ({id}, 'u{id}@example.com', 'U{id}', 'hash', now())"
             ))?;
@@ -371,22 +371,23 @@ fn a_scoped_reader_applies_its_scope_to_typed_history() {
         .unwrap();
         assert!(written.transaction_id.is_some());
     }
-    let acme = Reader::scoped(|_| Restriction::new().tenant("acme"));
-    let reads = acme.blocking();
+    let reads = Reader::scoped(|_| Restriction::new().tenant("acme"));
 
-    let own = reads.typed_history_page::<User>(&mut conn, &1, None, 10).unwrap();
+    let own = reads
+        .typed_history_page_blocking::<User>(&mut conn, &1, None, 10)
+        .unwrap();
     let [created] = own.entries.as_slice() else {
         panic!("{own:?}")
     };
     assert_eq!(created.row.as_ref().unwrap().name, Field::Value("U1".to_owned()));
     assert!(matches!(
-        reads.typed_as_of::<User>(&mut conn, &1, Utc::now()),
+        reads.typed_as_of_blocking::<User>(&mut conn, &1, Utc::now()),
         Ok(RowAsOf::Found(_))
     ));
 
-    let hidden = reads.typed_history_page::<User>(&mut conn, &2, None, 10);
+    let hidden = reads.typed_history_page_blocking::<User>(&mut conn, &2, None, 10);
     assert!(matches!(hidden, Err(Error::NotFound { .. })), "{hidden:?}");
-    let hidden = reads.typed_as_of::<User>(&mut conn, &2, Utc::now());
+    let hidden = reads.typed_as_of_blocking::<User>(&mut conn, &2, Utc::now());
     assert!(matches!(hidden, Err(Error::NotFound { .. })), "{hidden:?}");
     assert_eq!(
         User::history_blocking(&mut conn, 2).unwrap().entries.len(),

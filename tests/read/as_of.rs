@@ -7,8 +7,7 @@ use crate::{ctx, seeded, table, write};
 
 fn history(conn: &mut diesel::PgConnection, t: &str, key: &RowKey) -> Vec<Change> {
     let mut changes = Reader::new()
-        .blocking()
-        .row_history(conn, &table(t), key)
+        .row_history_blocking(conn, &table(t), key)
         .unwrap()
         .entries;
     changes.reverse();
@@ -16,7 +15,7 @@ fn history(conn: &mut diesel::PgConnection, t: &str, key: &RowKey) -> Vec<Change
 }
 
 fn as_of(conn: &mut diesel::PgConnection, t: &str, key: &RowKey, at: chrono::DateTime<chrono::Utc>) -> AsOf {
-    Reader::new().blocking().as_of(conn, &table(t), key, at).unwrap()
+    Reader::new().as_of_blocking(conn, &table(t), key, at).unwrap()
 }
 
 fn title(state: &AsOf) -> Option<String> {
@@ -80,8 +79,7 @@ fn a_later_truncate_counts_as_a_deletion() {
     write(&mut conn, &c, "TRUNCATE posts");
     write(&mut conn, &c, "INSERT INTO posts (id, title) VALUES (2, 'again')");
     let truncate = Reader::new()
-        .blocking()
-        .timeline(
+        .timeline_blocking(
             &mut conn,
             &threadline::read::Filter::new().op(threadline::read::Op::Truncate),
         )
@@ -126,9 +124,7 @@ fn as_of_returns_the_row_as_captured_and_refuses_unknown_rows() {
     );
     let member = RowKey::columns([("org", "acme"), ("member", "1")]).unwrap();
     assert!(matches!(as_of(&mut conn, "memberships", &member, now), AsOf::Found(_)));
-    let missing = Reader::new()
-        .blocking()
-        .as_of(&mut conn, &table("posts"), &RowKey::from(2), now);
+    let missing = Reader::new().as_of_blocking(&mut conn, &table("posts"), &RowKey::from(2), now);
     assert!(matches!(missing, Err(Error::NotFound { what: "row" })));
 }
 

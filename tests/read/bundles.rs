@@ -24,8 +24,7 @@ fn an_incident_shows_the_transaction_its_action_and_per_field_diffs() {
          INSERT INTO posts (id, title) VALUES (3, 'fresh')",
     );
     let incident = Reader::new()
-        .blocking()
-        .incident_bundle(&mut conn, tx, None, 100)
+        .incident_bundle_blocking(&mut conn, tx, None, 100)
         .unwrap();
     assert_eq!(incident.transaction.id, tx);
     assert_eq!(incident.transaction.actor, Some(ActorRef::user("42").unwrap()));
@@ -97,8 +96,7 @@ fn a_large_incident_opens_page_by_page() {
     let mut cursor = None;
     loop {
         let incident = reader
-            .blocking()
-            .incident_bundle(&mut conn, tx, cursor.as_ref(), 10)
+            .incident_bundle_blocking(&mut conn, tx, cursor.as_ref(), 10)
             .unwrap();
         ids.extend(incident.changes.entries.iter().map(|d| d.change.id));
         match incident.changes.next_cursor {
@@ -109,7 +107,7 @@ fn a_large_incident_opens_page_by_page() {
     assert_eq!(ids.len(), 25);
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     assert!(matches!(
-        reader.blocking().incident_bundle(&mut conn, tx + 1000, None, 10),
+        reader.incident_bundle_blocking(&mut conn, tx + 1000, None, 10),
         Err(Error::NotFound { what: "transaction" })
     ));
 }
@@ -132,23 +130,20 @@ fn actor_history_pages_an_actor_s_transactions() {
     }
     let reader = Reader::new();
     let actor = ActorFilter::Is(ActorRef::user("42").unwrap());
-    let first = reader.blocking().actor_history(&mut conn, &actor, None, 3).unwrap();
+    let first = reader.actor_history_blocking(&mut conn, &actor, None, 3).unwrap();
     let rest = reader
-        .blocking()
-        .actor_history(&mut conn, &actor, first.next_cursor.as_ref(), 3)
+        .actor_history_blocking(&mut conn, &actor, first.next_cursor.as_ref(), 3)
         .unwrap();
     assert!(!rest.has_more());
     let ids: Vec<i64> = first.entries.iter().chain(&rest.entries).map(|t| t.id).collect();
     mine.reverse();
     assert_eq!(ids, mine, "newest first");
     let users = reader
-        .blocking()
-        .actor_history(&mut conn, &ActorFilter::OfType(ActorType::User), None, 100)
+        .actor_history_blocking(&mut conn, &ActorFilter::OfType(ActorType::User), None, 100)
         .unwrap();
     assert_eq!(users.entries.len(), 10);
     let admins = reader
-        .blocking()
-        .actor_history(&mut conn, &ActorFilter::OfType(ActorType::Admin), None, 100)
+        .actor_history_blocking(&mut conn, &ActorFilter::OfType(ActorType::Admin), None, 100)
         .unwrap();
     assert!(admins.entries.is_empty());
 }
@@ -163,7 +158,7 @@ fn a_correlation_bundle_holds_failed_attempts_and_changes() {
         "order_placed",
         "INSERT INTO posts (id, title) VALUES (1, 'order')",
     );
-    threadline::blocking::record_action(
+    threadline::record_action_blocking(
         &mut conn,
         &c,
         &Action::new("payment_captured")
@@ -183,8 +178,7 @@ fn a_correlation_bundle_holds_failed_attempts_and_changes() {
     );
 
     let bundle = Reader::new()
-        .blocking()
-        .correlation_bundle(&mut conn, "checkout-9", None, 100)
+        .correlation_bundle_blocking(&mut conn, "checkout-9", None, 100)
         .unwrap();
     let actions: Vec<(&str, &str)> = bundle
         .actions
@@ -196,9 +190,7 @@ fn a_correlation_bundle_holds_failed_attempts_and_changes() {
     let tables: Vec<&str> = bundle.changes.entries.iter().map(|c| c.table_name.as_str()).collect();
     assert_eq!(tables, ["notes", "posts"]);
     assert!(matches!(
-        Reader::new()
-            .blocking()
-            .correlation_bundle(&mut conn, "never", None, 100),
+        Reader::new().correlation_bundle_blocking(&mut conn, "never", None, 100),
         Err(Error::NotFound { what: "correlation id" })
     ));
 }

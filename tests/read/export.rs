@@ -110,7 +110,7 @@ fn json_and_ndjson_carry_the_same_changes() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(&lines, changes);
-    let typed = Reader::new().blocking().timeline(&mut conn, &Filter::new()).unwrap();
+    let typed = Reader::new().timeline_blocking(&mut conn, &Filter::new()).unwrap();
     assert_eq!(
         serde_json::to_value(&typed.entries).unwrap(),
         Value::Array(lines),
@@ -194,7 +194,7 @@ fn changes_and_exports_carry_the_redaction_they_were_captured_under() {
         "INSERT INTO posts (id, title, email, secret) VALUES (1, 't', 'a@example.com', 's');
          INSERT INTO memberships VALUES ('acme', 5, 'member')",
     );
-    let typed = Reader::new().blocking().timeline(&mut conn, &Filter::new()).unwrap();
+    let typed = Reader::new().timeline_blocking(&mut conn, &Filter::new()).unwrap();
     let redaction: Vec<(&str, &[String], &[String])> = typed
         .entries
         .iter()

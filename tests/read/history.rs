@@ -23,8 +23,7 @@ fn a_row_s_history_is_newest_first_and_redacted_as_captured() {
     write_action(&mut conn, &c, "post_deleted", "DELETE FROM posts WHERE id = 7");
 
     let history = Reader::new()
-        .blocking()
-        .row_history(&mut conn, &table("posts"), &RowKey::from(7))
+        .row_history_blocking(&mut conn, &table("posts"), &RowKey::from(7))
         .unwrap();
     let ops: Vec<Op> = history.entries.iter().map(|c| c.op).collect();
     assert_eq!(ops, [Op::Delete, Op::Update, Op::Update, Op::Insert]);
@@ -64,9 +63,7 @@ fn keys_are_matched_as_capture_rendered_them() {
     );
     let reader = Reader::new();
     let history = |conn: &mut diesel::PgConnection, t: &str, key: &str| {
-        reader
-            .blocking()
-            .row_history(conn, &table(t), &key.parse::<RowKey>().unwrap())
+        reader.row_history_blocking(conn, &table(t), &key.parse::<RowKey>().unwrap())
     };
     assert_eq!(history(&mut conn, "posts", "0042").unwrap().entries.len(), 1);
     assert_eq!(history(&mut conn, "posts", "id=42").unwrap().entries.len(), 1);
@@ -124,17 +121,16 @@ fn history_is_bounded_by_default_and_pages_the_rest() {
     );
     let reader = Reader::new();
     let key = RowKey::from(1);
-    let first = reader.blocking().row_history(&mut conn, &table("posts"), &key).unwrap();
+    let first = reader.row_history_blocking(&mut conn, &table("posts"), &key).unwrap();
     assert_eq!(first.entries.len(), DEFAULT_HISTORY_LIMIT);
     assert!(first.has_more());
     let rest = reader
-        .blocking()
-        .row_history_page(&mut conn, &table("posts"), &key, first.next_cursor.as_ref(), 1000)
+        .row_history_page_blocking(&mut conn, &table("posts"), &key, first.next_cursor.as_ref(), 1000)
         .unwrap();
     assert_eq!(rest.entries.len(), 5);
     assert!(!rest.has_more());
     assert_eq!(rest.entries.last().unwrap().op, Op::Insert);
-    let other = reader.blocking().row_history_page(
+    let other = reader.row_history_page_blocking(
         &mut conn,
         &table("posts"),
         &RowKey::from(2),
@@ -157,8 +153,7 @@ fn a_table_no_longer_audited_keeps_a_readable_history() {
     );
     crate::support::exec(&mut conn, "SELECT threadline.unaudit_table('notes'); DROP TABLE notes;");
     let history = Reader::new()
-        .blocking()
-        .row_history(&mut conn, &table("notes"), &RowKey::from(3))
+        .row_history_blocking(&mut conn, &table("notes"), &RowKey::from(3))
         .unwrap();
     assert_eq!(history.entries[0].data, Some(json!({"id": 3, "body": "kept"})));
 }

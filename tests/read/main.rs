@@ -50,7 +50,7 @@ fn ctx(actor: &str, request: &str, correlation: &str, tenant: &str) -> AuditCont
 
 /// Runs `sql` in one audited transaction and returns its transaction id.
 fn write(conn: &mut PgConnection, ctx: &AuditContext, sql: &str) -> i64 {
-    threadline::blocking::transaction(conn, ctx, |conn| {
+    threadline::transaction_blocking(conn, ctx, |conn| {
         conn.batch_execute(sql)?;
         Ok::<_, threadline::Error>(())
     })

@@ -28,32 +28,35 @@ fn a_tenant_scope_hides_other_tenants_as_not_found_on_every_read() {
     let (_db, mut conn) = seeded();
     let (acme, globex) = two_tenants(&mut conn);
     let reader = Reader::scoped(|_| Restriction::new().tenant("acme"));
-    let r = reader.blocking();
+    let r = &reader;
 
-    let timeline = r.timeline(&mut conn, &Filter::new()).unwrap();
+    let timeline = r.timeline_blocking(&mut conn, &Filter::new()).unwrap();
     assert!(timeline.entries.iter().all(|c| c.tenant_id.as_deref() == Some("acme")));
     assert_eq!(timeline.entries.len(), 2);
     let later = Utc::now() + chrono::Duration::seconds(1);
-    assert!(r.row_history(&mut conn, &table("posts"), &RowKey::from(1)).is_ok());
+    assert!(
+        r.row_history_blocking(&mut conn, &table("posts"), &RowKey::from(1))
+            .is_ok()
+    );
     assert!(matches!(
-        r.row_history(&mut conn, &table("posts"), &RowKey::from(2)),
+        r.row_history_blocking(&mut conn, &table("posts"), &RowKey::from(2)),
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
-        r.as_of(&mut conn, &table("posts"), &RowKey::from(2), later),
+        r.as_of_blocking(&mut conn, &table("posts"), &RowKey::from(2), later),
         Err(Error::NotFound { .. })
     ));
-    assert!(r.incident_bundle(&mut conn, acme, None, 10).is_ok());
+    assert!(r.incident_bundle_blocking(&mut conn, acme, None, 10).is_ok());
     assert!(matches!(
-        r.incident_bundle(&mut conn, globex, None, 10),
+        r.incident_bundle_blocking(&mut conn, globex, None, 10),
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
-        r.correlation_bundle(&mut conn, "flow-g", None, 10),
+        r.correlation_bundle_blocking(&mut conn, "flow-g", None, 10),
         Err(Error::NotFound { .. })
     ));
     let users = r
-        .actor_history(&mut conn, &ActorFilter::OfType(ActorType::User), None, 10)
+        .actor_history_blocking(&mut conn, &ActorFilter::OfType(ActorType::User), None, 10)
         .unwrap();
     assert_eq!(users.entries.iter().map(|t| t.id).collect::<Vec<_>>(), [acme]);
 
@@ -73,14 +76,14 @@ fn a_table_and_actor_scope_narrow_every_read() {
     let (_db, mut conn) = seeded();
     let (acme, _) = two_tenants(&mut conn);
     let reader = Reader::scoped(|_| Ok(Restriction::new().table("posts")?.actor(ActorRef::user("1")?)));
-    let r = reader.blocking();
-    let timeline = r.timeline(&mut conn, &Filter::new()).unwrap();
+    let r = &reader;
+    let timeline = r.timeline_blocking(&mut conn, &Filter::new()).unwrap();
     assert_eq!(timeline.entries.len(), 1);
     assert_eq!(timeline.entries[0].data.as_ref().unwrap()["title"], "acme post");
-    let incident = r.incident_bundle(&mut conn, acme, None, 10).unwrap();
+    let incident = r.incident_bundle_blocking(&mut conn, acme, None, 10).unwrap();
     assert_eq!(incident.changes.entries.len(), 1, "the note is outside the scope");
     assert!(matches!(
-        r.row_history(&mut conn, &table("notes"), &RowKey::from(1)),
+        r.row_history_blocking(&mut conn, &table("notes"), &RowKey::from(1)),
         Err(Error::NotFound { .. })
     ));
 }
@@ -97,22 +100,25 @@ fn a_refusing_scope_fails_closed_and_sees_each_surface() {
             Err(Error::ScopeRefused("no tenant on this session".into()))
         }
     });
-    let r = reader.blocking();
+    let r = &reader;
     let refused = |result: Result<(), Error>| matches!(result, Err(Error::ScopeRefused(_)));
-    assert!(refused(r.timeline(&mut conn, &Filter::new()).map(drop)));
+    assert!(refused(r.timeline_blocking(&mut conn, &Filter::new()).map(drop)));
     assert!(refused(
-        r.row_history(&mut conn, &table("posts"), &RowKey::from(1)).map(drop)
-    ));
-    assert!(refused(
-        r.as_of(&mut conn, &table("posts"), &RowKey::from(1), Utc::now())
+        r.row_history_blocking(&mut conn, &table("posts"), &RowKey::from(1))
             .map(drop)
     ));
-    assert!(refused(r.incident_bundle(&mut conn, acme, None, 10).map(drop)));
     assert!(refused(
-        r.actor_history(&mut conn, &ActorFilter::OfType(ActorType::User), None, 10)
+        r.as_of_blocking(&mut conn, &table("posts"), &RowKey::from(1), Utc::now())
             .map(drop)
     ));
-    assert!(refused(r.correlation_bundle(&mut conn, "flow-a", None, 10).map(drop)));
+    assert!(refused(r.incident_bundle_blocking(&mut conn, acme, None, 10).map(drop)));
+    assert!(refused(
+        r.actor_history_blocking(&mut conn, &ActorFilter::OfType(ActorType::User), None, 10)
+            .map(drop)
+    ));
+    assert!(refused(
+        r.correlation_bundle_blocking(&mut conn, "flow-a", None, 10).map(drop)
+    ));
     assert!(refused(
         reader.export(&Filter::new(), ExportOptions::new(Format::Csv)).map(drop)
     ));
@@ -138,9 +144,9 @@ fn a_scope_that_states_no_condition_refuses_instead_of_reading_everything() {
         Surface::Timeline => Restriction::new().tenant("acme"),
         _ => Ok(Restriction::new()),
     });
-    let r = forgetful.blocking();
-    assert_eq!(r.timeline(&mut conn, &Filter::new()).unwrap().entries.len(), 2);
-    let refused = r.row_history(&mut conn, &table("posts"), &RowKey::from(2));
+    let r = &forgetful;
+    assert_eq!(r.timeline_blocking(&mut conn, &Filter::new()).unwrap().entries.len(), 2);
+    let refused = r.row_history_blocking(&mut conn, &table("posts"), &RowKey::from(2));
     assert!(
         matches!(refused, Err(Error::ScopeRefused(ref why)) if why.contains("unrestricted")),
         "{refused:?}"
@@ -153,8 +159,7 @@ fn a_scope_that_states_no_condition_refuses_instead_of_reading_everything() {
     let admin = Reader::scoped(|_| Ok(Restriction::unrestricted()));
     assert_eq!(
         admin
-            .blocking()
-            .timeline(&mut conn, &Filter::new())
+            .timeline_blocking(&mut conn, &Filter::new())
             .unwrap()
             .entries
             .len(),

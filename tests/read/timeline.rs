@@ -13,8 +13,7 @@ fn all_pages(conn: &mut diesel::PgConnection, filter: &Filter, page_size: usize)
     let mut cursor = None;
     loop {
         let page: Page<Change> = reader
-            .blocking()
-            .timeline_page(conn, filter, cursor.as_ref(), page_size)
+            .timeline_page_blocking(conn, filter, cursor.as_ref(), page_size)
             .unwrap();
         assert!(page.entries.len() <= page_size);
         out.extend(page.entries);
@@ -40,7 +39,7 @@ fn the_timeline_is_newest_first_with_each_change_s_context() {
         "UPDATE posts SET title = 'hi', email = 'b@example.com' WHERE id = 1;
          INSERT INTO memberships VALUES ('acme', 5, 'owner')",
     );
-    let page = Reader::new().blocking().timeline(&mut conn, &Filter::new()).unwrap();
+    let page = Reader::new().timeline_blocking(&mut conn, &Filter::new()).unwrap();
     assert!(!page.has_more());
     let ops: Vec<(i64, Op, &str)> = page
         .entries
@@ -171,8 +170,7 @@ fn pages_cover_the_timeline_without_gaps_or_duplicates() {
         );
     }
     let exact = Reader::new()
-        .blocking()
-        .timeline_page(&mut conn, &Filter::new(), None, 21)
+        .timeline_page_blocking(&mut conn, &Filter::new(), None, 21)
         .unwrap();
     assert_eq!(exact.entries.len(), 21);
     assert!(!exact.has_more(), "has_more is exact when the last page is full");
@@ -222,8 +220,7 @@ fn paging_while_changes_are_written_loses_and_repeats_nothing() {
     let mut cursor = None;
     loop {
         let page = reader
-            .blocking()
-            .timeline_page(&mut conn, &Filter::new(), cursor.as_ref(), 4)
+            .timeline_page_blocking(&mut conn, &Filter::new(), cursor.as_ref(), 4)
             .unwrap();
         seen.extend(page.entries.iter().map(|c| c.id));
         go.send(()).unwrap();
@@ -261,12 +258,11 @@ fn bad_cursors_and_page_sizes_are_refused() {
     }
     let reader = Reader::new();
     let posts = Filter::new().table("posts").unwrap();
-    let first = reader.blocking().timeline_page(&mut conn, &posts, None, 1).unwrap();
+    let first = reader.timeline_page_blocking(&mut conn, &posts, None, 1).unwrap();
     let cursor = first.next_cursor.unwrap();
     let other = Filter::new().table("notes").unwrap();
     let err = reader
-        .blocking()
-        .timeline_page(&mut conn, &other, Some(&cursor), 1)
+        .timeline_page_blocking(&mut conn, &other, Some(&cursor), 1)
         .unwrap_err();
     assert!(matches!(err, Error::InvalidCursor(_)), "{err}");
     assert!(matches!(
@@ -275,8 +271,7 @@ fn bad_cursors_and_page_sizes_are_refused() {
     ));
     for size in [0, threadline::read::MAX_PAGE_SIZE + 1] {
         let err = reader
-            .blocking()
-            .timeline_page(&mut conn, &posts, None, size)
+            .timeline_page_blocking(&mut conn, &posts, None, size)
             .unwrap_err();
         assert!(matches!(err, Error::Invalid { .. }), "{err}");
     }
@@ -293,7 +288,7 @@ async fn the_async_reads_match_the_blocking_ones() {
     let mut async_conn = db.connect_async().await.unwrap();
     let reader = Reader::new();
     let filter = Filter::new().table("posts").unwrap();
-    let blocking = reader.blocking().timeline(&mut conn, &filter).unwrap();
+    let blocking = reader.timeline_blocking(&mut conn, &filter).unwrap();
     let page = reader.timeline_page(&mut async_conn, &filter, None, 1).await.unwrap();
     let rest = reader
         .timeline_page(&mut async_conn, &filter, page.next_cursor.as_ref(), 1)

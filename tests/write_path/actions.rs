@@ -93,7 +93,7 @@ async fn record_action_alone_keeps_a_failed_attempt_after_a_rollback() {
 fn blocking_record_action_and_bad_names() {
     let (db, mut admin) = setup();
     let mut conn = db.connect().unwrap();
-    let id = threadline::blocking::record_action(&mut conn, &ctx(), &Action::new("export.requested").unwrap()).unwrap();
+    let id = threadline::record_action_blocking(&mut conn, &ctx(), &Action::new("export.requested").unwrap()).unwrap();
     assert_eq!(actions(&mut admin)[0].id, id);
     for bad in ["", "Post", "1st", "has space", &"a".repeat(129)] {
         assert!(Action::new(bad).is_err(), "{bad:?}");

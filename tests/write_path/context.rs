@@ -202,7 +202,7 @@ fn the_blocking_twin_carries_the_same_context() {
     let (db, mut admin) = setup();
     admin.batch_execute(SCHEMA).unwrap();
     let mut conn = db.connect().unwrap();
-    let audited = threadline::blocking::transaction(&mut conn, &request_context(), |conn| {
+    let audited = threadline::transaction_blocking(&mut conn, &request_context(), |conn| {
         diesel::RunQueryDsl::execute(diesel::sql_query("INSERT INTO posts VALUES (1, 'blocking')"), conn)?;
         Ok::<_, Error>(7)
     })
@@ -211,7 +211,7 @@ fn the_blocking_twin_carries_the_same_context() {
     let txs = transactions(&mut admin);
     assert_eq!(audited.transaction_id, Some(txs[0].id));
     assert_eq!(txs[0].request_id.as_deref(), Some("req-1"));
-    let failed = threadline::blocking::transaction(&mut conn, &request_context(), |conn| {
+    let failed = threadline::transaction_blocking(&mut conn, &request_context(), |conn| {
         diesel::RunQueryDsl::execute(diesel::sql_query("INSERT INTO posts VALUES (2, 'rolled back')"), conn)?;
         Err::<(), _>(Error::Invalid {
             field: "test",
@@ -228,13 +228,13 @@ fn strict_mode_accepts_writes_through_the_write_path() {
     admin.batch_execute(SCHEMA).unwrap();
     admin.batch_execute("SELECT threadline.require_actor(true)").unwrap();
     let mut conn = db.connect().unwrap();
-    let refused = threadline::blocking::transaction(&mut conn, &AuditContext::new(), |conn| {
+    let refused = threadline::transaction_blocking(&mut conn, &AuditContext::new(), |conn| {
         diesel::RunQueryDsl::execute(diesel::sql_query("INSERT INTO posts VALUES (1, 'no actor')"), conn)?;
         Ok::<_, Error>(())
     });
     let message = refused.unwrap_err().to_string();
     assert!(message.contains("requires one"), "{message}");
-    let accepted = threadline::blocking::transaction(&mut conn, &request_context(), |conn| {
+    let accepted = threadline::transaction_blocking(&mut conn, &request_context(), |conn| {
         diesel::RunQueryDsl::execute(diesel::sql_query("INSERT INTO posts VALUES (1, 'with actor')"), conn)?;
         Ok::<_, Error>(())
     })

@@ -136,9 +136,7 @@ pub fn timeline(args: &Args) -> Result<(), Failure> {
     let page_size = args.page_size()?.unwrap_or(DEFAULT_PAGE_SIZE);
     let cursor = args.cursor()?;
     let mut conn = connect(args)?;
-    let page = Reader::new()
-        .blocking()
-        .timeline_page(&mut conn, &filter, cursor.as_ref(), page_size)?;
+    let page = Reader::new().timeline_page_blocking(&mut conn, &filter, cursor.as_ref(), page_size)?;
     let mut out = BufWriter::new(io::stdout().lock());
     if args.switch("json") {
         json_line(&mut out, &page)?;
@@ -158,9 +156,7 @@ pub fn history(args: &Args) -> Result<(), Failure> {
     let page_size = args.page_size()?.unwrap_or(DEFAULT_PAGE_SIZE);
     let cursor = args.cursor()?;
     let mut conn = connect(args)?;
-    let found = Reader::new()
-        .blocking()
-        .row_history_page(&mut conn, &table, &key, cursor.as_ref(), page_size);
+    let found = Reader::new().row_history_page_blocking(&mut conn, &table, &key, cursor.as_ref(), page_size);
     let horizon = match &found {
         Ok(page) if page.next_cursor.is_some() => None,
         // A database still at schema version 1 has no runs log: no horizon to tell.
@@ -208,7 +204,7 @@ pub fn as_of(args: &Args) -> Result<(), Failure> {
     let (table, key) = row(args)?;
     let at = parse_time("timestamp", args.positional(2)).map_err(|e| args.usage(e))?;
     let mut conn = connect(args)?;
-    let found = Reader::new().blocking().as_of(&mut conn, &table, &key, at)?;
+    let found = Reader::new().as_of_blocking(&mut conn, &table, &key, at)?;
     let json = match &found {
         AsOf::Found(change) => AsOfJson {
             status: "found",
@@ -286,9 +282,7 @@ pub fn incident(args: &Args) -> Result<(), Failure> {
     let page_size = args.page_size()?.unwrap_or(DEFAULT_PAGE_SIZE);
     let cursor = args.cursor()?;
     let mut conn = connect(args)?;
-    let incident = Reader::new()
-        .blocking()
-        .incident_bundle(&mut conn, id, cursor.as_ref(), page_size)?;
+    let incident = Reader::new().incident_bundle_blocking(&mut conn, id, cursor.as_ref(), page_size)?;
     let (transaction, changes) = (&incident.transaction, &incident.changes);
     let mut out = BufWriter::new(io::stdout().lock());
     if args.switch("json") {

@@ -25,7 +25,7 @@ fn exec(conn: &mut PgConnection, sql: &str) {
 
 /// Runs `sql` in one audited transaction; returns its audit transaction id.
 fn audited(conn: &mut PgConnection, ctx: &AuditContext, sql: &str) -> i64 {
-    threadline::blocking::transaction(conn, ctx, |conn| {
+    threadline::transaction_blocking(conn, ctx, |conn| {
         diesel::sql_query(sql).execute(conn)?;
         Ok::<_, threadline::Error>(())
     })

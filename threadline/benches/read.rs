@@ -243,7 +243,7 @@ fn posts_table() -> TableName {
 /// Milliseconds of one `row_history` of a random key, checking what it returned.
 fn row_history_ms(trail: &mut Trail, keys: &mut Keys) -> f64 {
     let (table, key) = (posts_table(), RowKey::from(keys.key()));
-    let (ms, page) = timed(|| Reader::new().blocking().row_history(&mut trail.conn, &table, &key));
+    let (ms, page) = timed(|| Reader::new().row_history_blocking(&mut trail.conn, &table, &key));
     let page = page.expect("row history");
     assert_eq!(
         page.entries.len() as u64,
@@ -257,8 +257,7 @@ fn row_history_ms(trail: &mut Trail, keys: &mut Keys) -> f64 {
 fn as_of_target(trail: &mut Trail, keys: &mut Keys) -> (RowKey, DateTime<Utc>) {
     let key = RowKey::from(keys.key());
     let page = Reader::new()
-        .blocking()
-        .row_history(&mut trail.conn, &posts_table(), &key)
+        .row_history_blocking(&mut trail.conn, &posts_table(), &key)
         .expect("row history");
     let at = page.entries[page.entries.len() / 2].captured_at;
     (key, at)
@@ -267,7 +266,7 @@ fn as_of_target(trail: &mut Trail, keys: &mut Keys) -> (RowKey, DateTime<Utc>) {
 /// Milliseconds of one `as_of`, checking it found the row.
 fn as_of_ms(trail: &mut Trail, key: &RowKey, at: DateTime<Utc>) -> f64 {
     let table = posts_table();
-    let (ms, found) = timed(|| Reader::new().blocking().as_of(&mut trail.conn, &table, key, at));
+    let (ms, found) = timed(|| Reader::new().as_of_blocking(&mut trail.conn, &table, key, at));
     match found.expect("as of") {
         AsOf::Found(change) => assert_eq!(change.captured_at, at, "as_of returns the change at `at`"),
         other => panic!("as_of in the middle of a history found {other:?}"),
@@ -342,8 +341,7 @@ fn deep_cursor(conn: &mut PgConnection, filter: &Filter, skip: u64) -> Cursor {
     while skipped < skip {
         let size = (skip - skipped).min(MAX_PAGE_SIZE as u64) as usize;
         let page = reader
-            .blocking()
-            .timeline_page(conn, filter, cursor.as_ref(), size)
+            .timeline_page_blocking(conn, filter, cursor.as_ref(), size)
             .expect("timeline page");
         skipped += page.entries.len() as u64;
         cursor = Some(page.next_cursor.expect("the timeline goes deeper"));
@@ -356,11 +354,7 @@ fn timeline(scenario: &str, trail: &mut Trail, filter: &Filter, matching: u64, l
     let deep = deep_cursor(&mut trail.conn, filter, depth);
     let reader = Reader::new();
     let mut page_ms = |cursor: Option<&Cursor>| {
-        let (ms, page) = timed(|| {
-            reader
-                .blocking()
-                .timeline_page(&mut trail.conn, filter, cursor, PAGE_SIZE)
-        });
+        let (ms, page) = timed(|| reader.timeline_page_blocking(&mut trail.conn, filter, cursor, PAGE_SIZE));
         assert_eq!(page.expect("timeline page").entries.len(), PAGE_SIZE);
         ms
     };

@@ -31,13 +31,13 @@ impl<E> From<diesel::result::Error> for Failure<E> {
 /// use threadline::{ActorRef, AuditContext};
 ///
 /// let ctx = AuditContext::new().with_actor(ActorRef::system("nightly-cleanup")?);
-/// let audited = threadline::blocking::transaction(conn, &ctx, |conn| {
+/// let audited = threadline::transaction_blocking(conn, &ctx, |conn| {
 ///     diesel::sql_query("DELETE FROM sessions WHERE expired").execute(conn)?;
 ///     Ok::<_, threadline::Error>(())
 /// })?;
 /// # Ok(()) }
 /// ```
-pub fn transaction<T, E, F>(conn: &mut PgConnection, ctx: &AuditContext, body: F) -> Result<Committed<T>, E>
+pub fn transaction_blocking<T, E, F>(conn: &mut PgConnection, ctx: &AuditContext, body: F) -> Result<Committed<T>, E>
 where
     F: FnOnce(&mut PgConnection) -> Result<T, E>,
     E: From<Error>,
@@ -96,7 +96,7 @@ fn read_summary(conn: &mut PgConnection) -> Option<TransactionSummary> {
 }
 
 /// Records an action on its own; the blocking twin of [`crate::record_action`].
-pub fn record_action(conn: &mut PgConnection, ctx: &AuditContext, action: &Action) -> Result<i64, Error> {
+pub fn record_action_blocking(conn: &mut PgConnection, ctx: &AuditContext, action: &Action) -> Result<i64, Error> {
     let json = ctx.action_json(action)?;
     let row = sql_query(RECORD_ACTION)
         .bind::<Jsonb, _>(&json)

@@ -16,6 +16,10 @@
 //! - **Health.** Proof that capture is on: coverage and findings in [`health`], the drift
 //!   between the code's policies and the deployed ones in [`policy`].
 //!
+//! Every async function and method takes an `AsyncPgConnection` (or a bb8 pooled one) and
+//! has a twin for a blocking `diesel::PgConnection` named with `_blocking` added:
+//! [`transaction_blocking`], `Reader::timeline_blocking`, `HealthCheck::run_blocking`.
+//!
 //! ```no_run
 //! # async fn demo(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), threadline::Error> {
 //! use threadline::{Action, ActorRef, AuditContext};
@@ -39,7 +43,7 @@
 
 mod actor;
 mod background;
-pub mod blocking;
+mod blocking;
 mod context;
 mod error;
 pub mod evidence;
@@ -61,6 +65,7 @@ pub mod views;
 mod write;
 
 pub use actor::{ActorRef, ActorType};
+pub use blocking::{record_action_blocking, transaction_blocking};
 pub use context::{Action, ActionStatus, AuditContext, MAX_LABEL_BYTES, Source};
 pub use error::Error;
 pub use model::Audited;

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::read::{AsOf, BlockingReader, Change, Cursor, DEFAULT_HISTORY_LIMIT, Op, Page, Reader, RowKey, TableName};
+use crate::read::{AsOf, Change, Cursor, DEFAULT_HISTORY_LIMIT, Op, Page, Reader, RowKey, TableName};
 use crate::{ActorRef, Error};
 
 /// A model whose table Threadline audits. Implemented by `#[derive(Audited)]`, which also
@@ -307,26 +307,26 @@ impl Reader {
     }
 }
 
-impl BlockingReader<'_> {
-    /// See [`Reader::typed_history_page`].
-    pub fn typed_history_page<M: Audited>(
+impl Reader {
+    /// [`Reader::typed_history_page`] on a blocking connection.
+    pub fn typed_history_page_blocking<M: Audited>(
         &self,
         conn: &mut PgConnection,
         key: &M::Key,
         cursor: Option<&Cursor>,
         page_size: usize,
     ) -> Result<Page<Version<M::Snapshot>>, Error> {
-        decode_page(self.row_history_page(conn, &M::table(), &M::row_key(key), cursor, page_size)?)
+        decode_page(self.row_history_page_blocking(conn, &M::table(), &M::row_key(key), cursor, page_size)?)
     }
 
-    /// See [`Reader::typed_as_of`].
-    pub fn typed_as_of<M: Audited>(
+    /// [`Reader::typed_as_of`] on a blocking connection.
+    pub fn typed_as_of_blocking<M: Audited>(
         &self,
         conn: &mut PgConnection,
         key: &M::Key,
         at: DateTime<Utc>,
     ) -> Result<RowAsOf<M::Snapshot>, Error> {
-        decode_as_of(self.as_of(conn, &M::table(), &M::row_key(key), at)?)
+        decode_as_of(self.as_of_blocking(conn, &M::table(), &M::row_key(key), at)?)
     }
 }
 
@@ -375,9 +375,7 @@ pub fn history_page_blocking<M: Audited>(
     cursor: Option<&Cursor>,
     page_size: usize,
 ) -> Result<Page<Version<M::Snapshot>>, Error> {
-    Reader::new()
-        .blocking()
-        .typed_history_page::<M>(conn, key, cursor, page_size)
+    Reader::new().typed_history_page_blocking::<M>(conn, key, cursor, page_size)
 }
 
 /// [`as_of`] on a blocking connection.
@@ -386,7 +384,7 @@ pub fn as_of_blocking<M: Audited>(
     key: &M::Key,
     at: DateTime<Utc>,
 ) -> Result<RowAsOf<M::Snapshot>, Error> {
-    Reader::new().blocking().typed_as_of::<M>(conn, key, at)
+    Reader::new().typed_as_of_blocking::<M>(conn, key, at)
 }
 
 /// A key field's value as the reads take it: text the key column's type parses.

@@ -9,8 +9,8 @@
 //! ([`correlation_bundle`](Reader::correlation_bundle)). Every list is a bounded
 //! [`Page`] read by keyset, newest first, with an opaque [`Cursor`] to the next page.
 //!
-//! Methods are async on diesel-async; [`Reader::blocking`] gives the same reads on a
-//! `diesel::PgConnection`. Reading needs `SELECT` on the `threadline` tables and `EXECUTE`
+//! Methods are async on diesel-async; each has a `_blocking` twin on a
+//! `diesel::PgConnection` ([`Reader::timeline_blocking`]). Reading needs `SELECT` on the `threadline` tables and `EXECUTE`
 //! on `threadline.render_key` and `threadline.row_in_partition`: the installing role has
 //! them; grant them to a support role explicitly.
 //!
@@ -127,11 +127,6 @@ impl Reader {
         Reader {
             scope: Scope(Some(std::sync::Arc::new(scope))),
         }
-    }
-
-    /// The same reads on a blocking `diesel::PgConnection`.
-    pub fn blocking(&self) -> BlockingReader<'_> {
-        BlockingReader(self)
     }
 
     /// The newest changes matching `filter`: the first page of
@@ -256,22 +251,24 @@ impl Reader {
     }
 }
 
-/// The reads of a [`Reader`] on a blocking `diesel::PgConnection`; each method matches
-/// the async one of the same name.
-#[derive(Debug, Clone, Copy)]
-pub struct BlockingReader<'r>(&'r Reader);
-
-impl BlockingReader<'_> {
-    /// See [`Reader::count_matching`].
-    pub fn count_matching(&self, conn: &mut PgConnection, filter: &Filter, cap: u64) -> Result<MatchCount, Error> {
-        ready(count_matching(conn, &self.0.scope, filter, cap))
+/// The blocking twins of the reads: each runs the async read of its name, without the
+/// `_blocking` suffix, on a `diesel::PgConnection`.
+impl Reader {
+    /// [`Reader::count_matching`] on a blocking connection.
+    pub fn count_matching_blocking(
+        &self,
+        conn: &mut PgConnection,
+        filter: &Filter,
+        cap: u64,
+    ) -> Result<MatchCount, Error> {
+        ready(count_matching(conn, &self.scope, filter, cap))
     }
 
-    /// See [`Reader::timeline`].
-    pub fn timeline(&self, conn: &mut PgConnection, filter: &Filter) -> Result<Page<Change>, Error> {
+    /// [`Reader::timeline`] on a blocking connection.
+    pub fn timeline_blocking(&self, conn: &mut PgConnection, filter: &Filter) -> Result<Page<Change>, Error> {
         ready(timeline(
             conn,
-            &self.0.scope,
+            &self.scope,
             filter,
             None,
             DEFAULT_TIMELINE_LIMIT,
@@ -279,8 +276,8 @@ impl BlockingReader<'_> {
         ))
     }
 
-    /// See [`Reader::timeline_page`].
-    pub fn timeline_page(
+    /// [`Reader::timeline_page`] on a blocking connection.
+    pub fn timeline_page_blocking(
         &self,
         conn: &mut PgConnection,
         filter: &Filter,
@@ -289,7 +286,7 @@ impl BlockingReader<'_> {
     ) -> Result<Page<Change>, Error> {
         ready(timeline(
             conn,
-            &self.0.scope,
+            &self.scope,
             filter,
             cursor,
             page_size,
@@ -297,20 +294,18 @@ impl BlockingReader<'_> {
         ))
     }
 
-    /// See [`Reader::row_history`].
-    pub fn row_history(&self, conn: &mut PgConnection, table: &TableName, key: &RowKey) -> Result<Page<Change>, Error> {
-        ready(row_history(
-            conn,
-            &self.0.scope,
-            table,
-            key,
-            None,
-            DEFAULT_HISTORY_LIMIT,
-        ))
+    /// [`Reader::row_history`] on a blocking connection.
+    pub fn row_history_blocking(
+        &self,
+        conn: &mut PgConnection,
+        table: &TableName,
+        key: &RowKey,
+    ) -> Result<Page<Change>, Error> {
+        ready(row_history(conn, &self.scope, table, key, None, DEFAULT_HISTORY_LIMIT))
     }
 
-    /// See [`Reader::row_history_page`].
-    pub fn row_history_page(
+    /// [`Reader::row_history_page`] on a blocking connection.
+    pub fn row_history_page_blocking(
         &self,
         conn: &mut PgConnection,
         table: &TableName,
@@ -318,57 +313,51 @@ impl BlockingReader<'_> {
         cursor: Option<&Cursor>,
         page_size: usize,
     ) -> Result<Page<Change>, Error> {
-        ready(row_history(conn, &self.0.scope, table, key, cursor, page_size))
+        ready(row_history(conn, &self.scope, table, key, cursor, page_size))
     }
 
-    /// See [`Reader::as_of`].
-    pub fn as_of(
+    /// [`Reader::as_of`] on a blocking connection.
+    pub fn as_of_blocking(
         &self,
         conn: &mut PgConnection,
         table: &TableName,
         key: &RowKey,
         at: DateTime<Utc>,
     ) -> Result<AsOf, Error> {
-        ready(as_of(conn, &self.0.scope, table, key, at))
+        ready(as_of(conn, &self.scope, table, key, at))
     }
 
-    /// See [`Reader::incident_bundle`].
-    pub fn incident_bundle(
+    /// [`Reader::incident_bundle`] on a blocking connection.
+    pub fn incident_bundle_blocking(
         &self,
         conn: &mut PgConnection,
         transaction_id: i64,
         cursor: Option<&Cursor>,
         page_size: usize,
     ) -> Result<Incident, Error> {
-        ready(incident_bundle(conn, &self.0.scope, transaction_id, cursor, page_size))
+        ready(incident_bundle(conn, &self.scope, transaction_id, cursor, page_size))
     }
 
-    /// See [`Reader::actor_history`].
-    pub fn actor_history(
+    /// [`Reader::actor_history`] on a blocking connection.
+    pub fn actor_history_blocking(
         &self,
         conn: &mut PgConnection,
         actor: &ActorFilter,
         cursor: Option<&Cursor>,
         page_size: usize,
     ) -> Result<Page<TransactionRecord>, Error> {
-        ready(actor_history(conn, &self.0.scope, actor, cursor, page_size))
+        ready(actor_history(conn, &self.scope, actor, cursor, page_size))
     }
 
-    /// See [`Reader::correlation_bundle`].
-    pub fn correlation_bundle(
+    /// [`Reader::correlation_bundle`] on a blocking connection.
+    pub fn correlation_bundle_blocking(
         &self,
         conn: &mut PgConnection,
         correlation_id: &str,
         cursor: Option<&Cursor>,
         page_size: usize,
     ) -> Result<CorrelationBundle, Error> {
-        ready(correlation_bundle(
-            conn,
-            &self.0.scope,
-            correlation_id,
-            cursor,
-            page_size,
-        ))
+        ready(correlation_bundle(conn, &self.scope, correlation_id, cursor, page_size))
     }
 }
 
