@@ -2,7 +2,7 @@ use std::path::Path;
 use std::process::Command;
 
 use diesel::RunQueryDsl;
-use threadline::schema::{self, INSTALL_SQL, SCHEMA_VERSION, UNINSTALL_SQL};
+use threadline::migrations::{self, INSTALL_SQL, SCHEMA_VERSION, UNINSTALL_SQL};
 use threadline::testing::TestDatabase;
 
 use crate::support::{exec, setup};
@@ -39,7 +39,7 @@ fn the_migration_folder_holds_the_released_install_and_every_upgrade() {
     let (v1, upgrades) = example_migrations();
     assert!(v1.starts_with("-- Threadline schema, version 1.\n"));
     assert!(INSTALL_SQL.contains(&v1), "version 1 is part of the install, unchanged");
-    let expected: Vec<(String, String)> = schema::UPGRADES
+    let expected: Vec<(String, String)> = migrations::UPGRADES
         .iter()
         .map(|u| (u.up.to_owned(), u.down.to_owned()))
         .collect();
@@ -100,7 +100,7 @@ fn same(left: &str, right: &str, sides: &str) {
 fn an_upgraded_install_is_the_fresh_install_and_its_down_sql_reverts_it() {
     let (v1, upgrades) = example_migrations();
     let fresh = TestDatabase::empty().unwrap();
-    schema::install(&mut fresh.connect().unwrap()).unwrap();
+    migrations::install(&mut fresh.connect().unwrap()).unwrap();
     let upgraded = TestDatabase::empty().unwrap();
     let mut conn = upgraded.connect().unwrap();
     exec(&mut conn, &v1);
@@ -117,8 +117,8 @@ fn an_upgraded_install_is_the_fresh_install_and_its_down_sql_reverts_it() {
         exec(&mut conn, down);
     }
     same(&catalog(&mut conn), &before, "reverted, version 1");
-    assert!(schema::install(&mut conn).unwrap(), "install() upgrades version 1");
-    assert_eq!(schema::installed_version(&mut conn).unwrap(), Some(SCHEMA_VERSION));
+    assert!(migrations::install(&mut conn).unwrap(), "install() upgrades version 1");
+    assert_eq!(migrations::installed_version(&mut conn).unwrap(), Some(SCHEMA_VERSION));
 }
 
 #[test]
@@ -159,8 +159,11 @@ fn a_test_database_copied_from_the_template_is_a_fresh_install() {
 #[test]
 fn install_records_the_version_and_is_idempotent() {
     let (_db, mut conn) = setup();
-    assert_eq!(schema::installed_version(&mut conn).unwrap(), Some(SCHEMA_VERSION));
-    assert!(!schema::install(&mut conn).unwrap(), "a second install must do nothing");
+    assert_eq!(migrations::installed_version(&mut conn).unwrap(), Some(SCHEMA_VERSION));
+    assert!(
+        !migrations::install(&mut conn).unwrap(),
+        "a second install must do nothing"
+    );
 }
 
 #[test]
@@ -172,9 +175,9 @@ fn uninstall_removes_the_schema_and_capture_triggers() {
          SELECT threadline.audit_table('posts');",
     );
     exec(&mut conn, UNINSTALL_SQL);
-    assert_eq!(schema::installed_version(&mut conn).unwrap(), None);
+    assert_eq!(migrations::installed_version(&mut conn).unwrap(), None);
     exec(&mut conn, "INSERT INTO posts VALUES (1, 'still writable')");
-    assert!(schema::install(&mut conn).unwrap());
+    assert!(migrations::install(&mut conn).unwrap());
 }
 
 fn diesel(args: &[&str], url: &str) -> std::process::Output {
@@ -218,7 +221,7 @@ fn diesel_migration_run_and_redo_install_the_schema() {
         String::from_utf8_lossy(&run.stderr)
     );
     let mut conn = db.connect().unwrap();
-    assert_eq!(schema::installed_version(&mut conn).unwrap(), Some(SCHEMA_VERSION));
+    assert_eq!(migrations::installed_version(&mut conn).unwrap(), Some(SCHEMA_VERSION));
     exec(
         &mut conn,
         "CREATE TABLE posts (id int PRIMARY KEY, title text);
@@ -232,7 +235,7 @@ fn diesel_migration_run_and_redo_install_the_schema() {
         "diesel migration redo: {}",
         String::from_utf8_lossy(&redo.stderr)
     );
-    assert_eq!(schema::installed_version(&mut conn).unwrap(), Some(SCHEMA_VERSION));
+    assert_eq!(migrations::installed_version(&mut conn).unwrap(), Some(SCHEMA_VERSION));
     exec(&mut conn, "INSERT INTO posts VALUES (2, 'b')");
     let changes = |conn: &mut diesel::PgConnection| -> i64 {
         diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
@@ -248,6 +251,6 @@ fn diesel_migration_run_and_redo_install_the_schema() {
         "diesel migration redo --all: {}",
         String::from_utf8_lossy(&redo.stderr)
     );
-    assert_eq!(schema::installed_version(&mut conn).unwrap(), Some(SCHEMA_VERSION));
+    assert_eq!(migrations::installed_version(&mut conn).unwrap(), Some(SCHEMA_VERSION));
     assert_eq!(changes(&mut conn), 0, "redo --all starts from an empty trail");
 }

@@ -16,7 +16,7 @@ use threadline::policy::PolicyCheck;
 use threadline::read::{ActorFilter, Filter, Reader, RowKey, TableName};
 use threadline::retention::{self, Purge, RetentionPolicy};
 use threadline::testing::{APP_ROLE, TestDatabase};
-use threadline::{Action, ActorRef, AuditContext, schema, views};
+use threadline::{Action, ActorRef, AuditContext, migrations, views};
 
 use crate::support::exec;
 
@@ -252,11 +252,11 @@ fn a_superuser_installs_under_the_database_owner_s_path_without_running_it() {
     let mut admin = db.connect().unwrap();
     plant_twins(&db, &mut admin);
     let mut conn = trapped_superuser(&db);
-    assert_eq!(ok("version", schema::installed_version(&mut conn)), None);
-    assert!(ok("install", schema::install(&mut conn)));
+    assert_eq!(ok("version", migrations::installed_version(&mut conn)), None);
+    assert!(ok("install", migrations::install(&mut conn)));
     assert_eq!(
-        ok("version", schema::installed_version(&mut conn)),
-        Some(schema::SCHEMA_VERSION)
+        ok("version", migrations::installed_version(&mut conn)),
+        Some(migrations::SCHEMA_VERSION)
     );
     assert_eq!(search_path(&mut conn), "evil, pg_catalog, public");
     let report = ok("health", HealthCheck::new().run_blocking(&mut conn));
@@ -282,12 +282,12 @@ fn health_names_what_an_unpinned_install_built_in_from_the_owner_s_path() {
         ),
     );
     // the install as a superuser runs it without its statements that pin the path
-    let unpinned: String = schema::INSTALL_SQL
+    let unpinned: String = migrations::INSTALL_SQL
         .lines()
         .filter(|line| !line.contains("set_config('search_path'") && !line.contains("caller_search_path'"))
         .map(|line| format!("{line}\n"))
         .collect();
-    assert!(unpinned.len() < schema::INSTALL_SQL.len());
+    assert!(unpinned.len() < migrations::INSTALL_SQL.len());
     let mut conn = db.connect().unwrap();
     exec(&mut conn, &unpinned);
     let report = ok("health", HealthCheck::new().run_blocking(&mut conn));

@@ -40,7 +40,7 @@ fn no_change_is_lost_phantom_or_misattributed_under_kills_and_a_crash() {
     let server = PrivateServer::start().expect("private server");
     let admin_url = server.admin_url();
     let mut admin = PgConnection::establish(&admin_url).unwrap();
-    threadline::schema::install(&mut admin).unwrap();
+    threadline::migrations::install(&mut admin).unwrap();
     admin
         .batch_execute(
             "CREATE TABLE ledger (id int PRIMARY KEY, n int NOT NULL, note text);

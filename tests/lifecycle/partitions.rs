@@ -10,10 +10,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::sql_types::{BigInt, Bool, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, sql_query};
 use threadline::health::HealthCheck;
+use threadline::migrations;
 use threadline::partitions::{self, Period};
 use threadline::read::{Reader, RowKey};
 use threadline::retention::{Purge, RetentionPolicy};
-use threadline::schema;
 use threadline::testing::TestDatabase;
 
 use crate::support::{exec, exec_err};
@@ -22,7 +22,7 @@ use crate::support::{exec, exec_err};
 fn installed() -> (TestDatabase, PgConnection) {
     let db = TestDatabase::empty().unwrap();
     let mut conn = db.connect().unwrap();
-    schema::install(&mut conn).unwrap();
+    migrations::install(&mut conn).unwrap();
     db.app_url().unwrap();
     exec(
         &mut conn,
@@ -182,7 +182,7 @@ fn the_partitioned_table_is_the_table_it_replaced() {
                              WHERE ip.inhparent = t.indexrelid AND pi.indrelid = p.inhrelid)",
     );
     assert_eq!(missing, 0);
-    let err = exec_err(&mut conn, schema::UPGRADES[1].down);
+    let err = exec_err(&mut conn, migrations::UPGRADES[1].down);
     assert!(err.contains("the audit store is partitioned"), "{err}");
 }
 

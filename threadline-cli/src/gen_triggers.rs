@@ -206,7 +206,7 @@ pub fn gen_triggers(args: &Args) -> Result<(), Failure> {
         writeln!(
             out,
             "note: no migration installs the threadline schema; run threadline install first, unless the app \
-             installs it in code (threadline::schema::install)"
+             installs it in code (threadline::migrations::install)"
         )?;
     }
     let up_to_date = counted(matching.len(), "table");

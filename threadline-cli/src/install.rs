@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use chrono::Utc;
-use threadline::schema::{INSTALL_SQL, SCHEMA_VERSION, UNINSTALL_SQL, partitioning_sql, upgrades_from};
+use threadline::migrations::{INSTALL_SQL, SCHEMA_VERSION, UNINSTALL_SQL, partitioning_sql, upgrades_from};
 
 use crate::Failure;
 use crate::args::{Args, Spec};

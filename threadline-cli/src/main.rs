@@ -159,8 +159,8 @@ fn run(args: &[String]) -> Result<(), Failure> {
         };
     }
     match (command.as_str(), rest) {
-        ("install-sql", []) => print(threadline::schema::INSTALL_SQL),
-        ("uninstall-sql", []) => print(threadline::schema::UNINSTALL_SQL),
+        ("install-sql", []) => print(threadline::migrations::INSTALL_SQL),
+        ("uninstall-sql", []) => print(threadline::migrations::UNINSTALL_SQL),
         ("--version" | "-V", []) => print(&format!("threadline {}\n", env!("CARGO_PKG_VERSION"))),
         ("--help" | "-h" | "help", []) => print(&usage()),
         ("install-sql" | "uninstall-sql" | "--version" | "-V" | "--help" | "-h" | "help", _) => {

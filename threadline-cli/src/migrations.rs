@@ -223,15 +223,15 @@ mod tests {
     #[test]
     fn the_install_sql_names_its_schema_version() {
         assert_eq!(
-            install_version(threadline::schema::INSTALL_SQL),
-            Some(threadline::schema::SCHEMA_VERSION)
+            install_version(threadline::migrations::INSTALL_SQL),
+            Some(threadline::migrations::SCHEMA_VERSION)
         );
         assert_eq!(
             install_version("-- Threadline schema, version 12.\r\nSELECT 1;"),
             Some(12)
         );
         assert_eq!(install_version("SELECT 1;"), None);
-        for upgrade in threadline::schema::UPGRADES {
+        for upgrade in threadline::migrations::UPGRADES {
             assert_eq!(install_version(upgrade.up), Some(upgrade.version));
         }
     }

@@ -12,7 +12,7 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Nullable, Text};
 use diesel::{PgConnection, RunQueryDsl};
 use serde_json::{Value, json};
-use threadline::schema::{INSTALL_SQL, UNINSTALL_SQL};
+use threadline::migrations::{INSTALL_SQL, UNINSTALL_SQL};
 use threadline::testing::TestDatabase;
 
 /// A scratch app: `src/` with a models file, and a `migrations/` folder creating `users`.
@@ -285,7 +285,7 @@ fn install_writes_one_migration_and_recognises_it_afterwards() {
             "threadline is installed by the migrations up to {} (schema version {}); no upgrade migration is \
              needed\n",
             app.path("migrations").join(install).display(),
-            threadline::schema::SCHEMA_VERSION
+            threadline::migrations::SCHEMA_VERSION
         )
     );
     assert_eq!(app.migrations(), folders);
@@ -328,8 +328,8 @@ fn install_upgrades_an_app_that_installed_version_1() {
     app.diesel("run", &db);
     let mut conn = db.connect().unwrap();
     assert_eq!(
-        threadline::schema::installed_version(&mut conn).unwrap(),
-        Some(threadline::schema::SCHEMA_VERSION)
+        threadline::migrations::installed_version(&mut conn).unwrap(),
+        Some(threadline::migrations::SCHEMA_VERSION)
     );
     assert!(
         app.threadline("install", &[])
@@ -337,9 +337,9 @@ fn install_upgrades_an_app_that_installed_version_1() {
             .contains("no upgrade migration is needed")
     );
     app.diesel("revert", &db);
-    assert_eq!(threadline::schema::installed_version(&mut conn).unwrap(), Some(2));
+    assert_eq!(threadline::migrations::installed_version(&mut conn).unwrap(), Some(2));
     app.diesel("revert", &db);
-    assert_eq!(threadline::schema::installed_version(&mut conn).unwrap(), Some(1));
+    assert_eq!(threadline::migrations::installed_version(&mut conn).unwrap(), Some(1));
 }
 
 #[test]

@@ -101,7 +101,7 @@ fn seed(conn: &mut PgConnection, rows: u64) {
 fn timed_purge(rows: u64, partitioned: bool) -> (Duration, threadline::retention::RetentionRun) {
     let db = TestDatabase::empty().expect("test database");
     let mut conn = db.connect().expect("connect");
-    threadline::schema::install(&mut conn).expect("install");
+    threadline::migrations::install(&mut conn).expect("install");
     if partitioned {
         threadline::partitions::convert_blocking(&mut conn, threadline::partitions::Period::Day).expect("convert");
     }

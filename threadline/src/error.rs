@@ -33,7 +33,7 @@ pub enum Error {
     SchemaVersion {
         /// The version recorded in `threadline.schema_version`.
         found: i32,
-        /// The version of [`crate::schema::INSTALL_SQL`].
+        /// The version of [`crate::migrations::INSTALL_SQL`].
         expected: i32,
     },
     /// What was asked for does not exist, or the reader's scope hides it (a scope never

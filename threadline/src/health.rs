@@ -23,10 +23,10 @@ use serde::Serialize;
 
 use std::time::Instant;
 
+use crate::migrations::SCHEMA_VERSION;
 use crate::read::TableName;
 use crate::read::exec::{Db, ready};
 use crate::read::sql::{Bind, Sql};
-use crate::schema::SCHEMA_VERSION;
 use crate::{Error, telemetry};
 
 /// How much a finding matters.

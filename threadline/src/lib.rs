@@ -5,7 +5,7 @@
 //! - **Capture.** PostgreSQL triggers record every row change of an audited table in
 //!   `threadline.audit_changes`, grouped by database transaction in
 //!   `threadline.audit_transactions`, whatever wrote it: Diesel, raw SQL, psql, a migration.
-//!   Install the schema with the migration in [`schema::INSTALL_SQL`] (or [`schema::install`]),
+//!   Install the schema with the migration in [`migrations::INSTALL_SQL`] (or [`migrations::install`]),
 //!   then audit a table from a migration:
 //!   `SELECT threadline.audit_table('public.posts', '{"mask": ["email"]}');`
 //! - **Context.** The application names who acted, in which request, and why, for the current
@@ -51,12 +51,12 @@ pub mod export;
 pub mod health;
 #[cfg(feature = "jobs")]
 pub mod jobs;
+pub mod migrations;
 pub mod model;
 pub mod partitions;
 pub mod policy;
 pub mod read;
 pub mod retention;
-pub mod schema;
 mod support;
 mod telemetry;
 #[cfg(feature = "testing")]

@@ -192,7 +192,7 @@ fn build_template(server: &Server) -> Result<String, Error> {
     // A partitioned template holds the partitions of the day it was built: a day's own.
     let name = format!(
         "threadline_template_{:016x}{}",
-        crate::read::fingerprint(crate::schema::INSTALL_SQL),
+        crate::read::fingerprint(crate::migrations::INSTALL_SQL),
         layout
             .map(|period| format!("_{period}_{}", chrono::Utc::now().format("%Y%m%d")))
             .unwrap_or_default()
@@ -233,7 +233,7 @@ fn build_template(server: &Server) -> Result<String, Error> {
 /// Installs the schema as the template has it: with its store partitioned when
 /// `THREADLINE_TEST_PARTITIONS` names a period.
 pub fn install(conn: &mut PgConnection) -> Result<(), Error> {
-    crate::schema::install(conn)?;
+    crate::migrations::install(conn)?;
     if let Some(period) = partitioned()? {
         crate::partitions::convert_blocking(conn, period)?;
     }

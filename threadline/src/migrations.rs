@@ -1,4 +1,5 @@
-//! The `threadline` schema: its install and upgrade SQL and a way to apply them from Rust.
+//! The migrations of the `threadline` schema: its install, upgrade and removal SQL, and a
+//! way to apply them from Rust.
 //!
 //! Apps that migrate with the Diesel CLI keep the install SQL as a migration, and each
 //! later version's upgrade as another (`threadline install` writes whichever the app
@@ -170,7 +171,7 @@ pub fn installed_version(conn: &mut PgConnection) -> Result<Option<i32>, Error> 
 /// use diesel::Connection;
 ///
 /// let mut conn = diesel::PgConnection::establish("postgres://localhost/app")?;
-/// threadline::schema::install(&mut conn)?;
+/// threadline::migrations::install(&mut conn)?;
 /// # Ok(()) }
 /// ```
 pub fn install(conn: &mut PgConnection) -> Result<bool, Error> {
