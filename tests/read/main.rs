@@ -9,6 +9,7 @@ mod export;
 mod history;
 mod parquet;
 mod scope;
+mod tables;
 mod timeline;
 
 use diesel::PgConnection;

@@ -58,6 +58,7 @@ pub mod policy;
 pub mod read;
 pub mod retention;
 mod support;
+pub mod tables;
 mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -47,7 +47,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Nullable, Text};
 use diesel_async::AsyncPgConnection;
 
 use crate::read::{
@@ -176,18 +176,13 @@ pub struct ExportSummary {
 
 /// A change as exports read it: JSON columns arrive as text and are copied verbatim.
 #[derive(QueryableByName)]
+#[diesel(table_name = crate::tables::audit_changes)]
 struct ExportRow {
-    #[diesel(sql_type = BigInt)]
     id: i64,
-    #[diesel(sql_type = BigInt)]
     transaction_id: i64,
-    #[diesel(sql_type = Timestamptz)]
     captured_at: DateTime<Utc>,
-    #[diesel(sql_type = Text)]
     table_schema: String,
-    #[diesel(sql_type = Text)]
     table_name: String,
-    #[diesel(sql_type = Text)]
     op: String,
     #[diesel(sql_type = Text)]
     table_pk: String,
@@ -197,7 +192,6 @@ struct ExportRow {
     changed_fields: String,
     #[diesel(sql_type = Nullable<Text>)]
     changed_from: Option<String>,
-    #[diesel(sql_type = Bool)]
     from_update: bool,
     #[diesel(sql_type = Nullable<Text>)]
     actor: Option<String>,

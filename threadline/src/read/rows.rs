@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
-use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bool, Jsonb, Nullable, Text, Timestamptz};
 use serde_json::{Map, Value};
 
 use super::model::{ActionRecord, Change, Op, TransactionRecord};
 use super::sql::Sql;
+use crate::tables::{audit_changes, audit_transactions};
 use crate::{ActorRef, Error};
 
 /// The columns of a change with its transaction `t` and action `a`.
@@ -34,33 +35,23 @@ pub(crate) fn transactions_with_actions() -> Sql {
     ))
 }
 
+/// A change with its transaction's context: the change's own columns take their types
+/// from [`audit_changes`], the joined ones name theirs.
 #[derive(QueryableByName)]
+#[diesel(table_name = audit_changes)]
 pub(crate) struct ChangeRow {
-    #[diesel(sql_type = BigInt)]
     id: i64,
-    #[diesel(sql_type = BigInt)]
     transaction_id: i64,
-    #[diesel(sql_type = Timestamptz)]
     pub(crate) captured_at: DateTime<Utc>,
-    #[diesel(sql_type = Text)]
     table_schema: String,
-    #[diesel(sql_type = Text)]
     table_name: String,
-    #[diesel(sql_type = Jsonb)]
     table_pk: Value,
-    #[diesel(sql_type = Text)]
     op: String,
-    #[diesel(sql_type = Nullable<Jsonb>)]
     data: Option<Value>,
-    #[diesel(sql_type = Nullable<Array<Text>>)]
     changed_fields: Option<Vec<String>>,
-    #[diesel(sql_type = Nullable<Jsonb>)]
     changed_from: Option<Value>,
-    #[diesel(sql_type = Bool)]
     from_update: bool,
-    #[diesel(sql_type = Nullable<Array<Text>>)]
     masked_fields: Option<Vec<String>>,
-    #[diesel(sql_type = Nullable<Array<Text>>)]
     excluded_fields: Option<Vec<String>>,
     #[diesel(sql_type = Nullable<Jsonb>)]
     actor: Option<Value>,
@@ -196,25 +187,20 @@ impl ActionRow {
     }
 }
 
+/// A transaction with its action: its own columns take their types from
+/// [`audit_transactions`]; `xact_id` is read as text.
 #[derive(QueryableByName)]
+#[diesel(table_name = audit_transactions)]
 pub(crate) struct TransactionRow {
-    #[diesel(sql_type = BigInt)]
     id: i64,
     #[diesel(sql_type = Text)]
     xact_id: String,
-    #[diesel(sql_type = Timestamptz)]
     pub(crate) occurred_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Jsonb>)]
     actor: Option<Value>,
-    #[diesel(sql_type = Nullable<Text>)]
     request_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     correlation_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     tenant_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     source: Option<String>,
-    #[diesel(sql_type = Nullable<Jsonb>)]
     meta: Option<Value>,
     #[diesel(embed)]
     action: ActionRow,
