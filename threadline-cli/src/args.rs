@@ -118,19 +118,19 @@ impl Spec {
     /// The command as clap declares it: the positionals, then every flag. Its `--help` is
     /// [`Spec::help`].
     pub fn command(&self) -> Command {
-        let mut command = Command::new(self.command)
-            .override_help(self.help)
-            .allow_negative_numbers(true)
-            .arg(
-                Arg::new(POSITIONALS)
-                    .num_args(0..)
-                    .action(ArgAction::Append)
-                    .value_name(self.positionals.first().copied().unwrap_or("ARG")),
-            );
+        let mut command = Command::new(self.command).override_help(self.help).arg(
+            Arg::new(POSITIONALS)
+                .num_args(0..)
+                .action(ArgAction::Append)
+                .allow_negative_numbers(true)
+                .value_name(self.positionals.first().copied().unwrap_or("ARG")),
+        );
         for name in self.flag_names().into_iter().filter(|name| *name != "help") {
             let flag = Arg::new(name).long(name);
             command = command.arg(if self.takes_value(name) {
-                flag.num_args(1).action(ArgAction::Set)
+                // A value may begin with `-` (a request id, a cursor); one that begins with
+                // `--` is the next flag, refused below as a missing value.
+                flag.num_args(1).action(ArgAction::Set).allow_hyphen_values(true)
             } else {
                 flag.action(ArgAction::SetTrue)
             });
@@ -157,6 +157,9 @@ impl Spec {
         for name in self.flag_names().into_iter().filter(|name| *name != "help") {
             if self.takes_value(name) {
                 if let Some(value) = matches.get_one::<String>(name) {
+                    if value.starts_with("--") && !raw.iter().any(|a| a.starts_with(&format!("--{name}="))) {
+                        return Err(self.usage(format!("--{name} needs a value")));
+                    }
                     args.values.push((name, value.clone()));
                 }
             } else if matches.get_flag(name) {
@@ -420,6 +423,9 @@ mod tests {
         for positional in ["-5", "-", "é"] {
             assert_eq!(parse(&[positional]).unwrap().unwrap().positional(0), positional);
         }
+        let args = parse(&["posts", "--op", "-x", "--page-size=-Xk2"]).unwrap().unwrap();
+        assert_eq!((args.value("op"), args.value("page-size")), (Some("-x"), Some("-Xk2")));
+        assert_eq!(parse(&["posts", "--op=--x"]).unwrap().unwrap().value("op"), Some("--x"));
         let args = parse(&["--", "--json"]).unwrap().unwrap();
         assert_eq!(args.positional(0), "--json");
         assert!(!args.switch("json"));

@@ -35,9 +35,11 @@ fn cli() -> Command {
     COMMANDS
         .iter()
         .map(|(spec, _)| spec.command())
-        .chain(["install-sql", "uninstall-sql"].map(Command::new))
+        .chain(["install-sql", "uninstall-sql"].map(|name| Command::new(name).disable_help_flag(true)))
         .fold(
-            Command::new("threadline").version(env!("CARGO_PKG_VERSION")),
+            Command::new("threadline")
+                .version(env!("CARGO_PKG_VERSION"))
+                .disable_help_subcommand(true),
             Command::subcommand,
         )
 }

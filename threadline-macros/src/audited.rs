@@ -17,6 +17,58 @@ fn column_ident(column: &Column) -> Ident {
         .unwrap_or_else(|_| Ident::new_raw(&column.name, column.span))
 }
 
+/// What a derive that failed emits: its error, and stand-ins for the snapshot and the
+/// accessors (taking any key), so that code calling `User::history` reports only the
+/// derive's mistake, not one error more per call, and keeps IDE help while it is fixed.
+pub(crate) fn fallback(input: &DeriveInput, error: syn::Error) -> TokenStream {
+    let error = error.into_compile_error();
+    if !input.generics.params.is_empty() {
+        return error;
+    }
+    let (ident, vis) = (&input.ident, &input.vis);
+    let snapshot = format_ident!("{}Snapshot", ident);
+    let page = quote!(::threadline::read::Page<::threadline::model::Version<#snapshot>>);
+    let as_of = quote!(::threadline::model::RowAsOf<#snapshot>);
+    let result = quote!(::core::result::Result);
+    let (conn, sync) = (
+        quote!(&mut ::threadline::__support::AsyncPgConnection),
+        quote!(&mut ::threadline::__support::PgConnection),
+    );
+    let (cursor, at) = (
+        quote!(::core::option::Option<&::threadline::read::Cursor>),
+        quote!(::threadline::__support::DateTime<::threadline::__support::Utc>),
+    );
+    quote! {
+        #error
+
+        #[doc(hidden)]
+        #vis struct #snapshot {}
+
+        #[doc(hidden)]
+        #[allow(dead_code, unused_variables, clippy::all)]
+        impl #ident {
+            pub async fn history<K>(conn: #conn, key: K) -> #result<#page, ::threadline::Error> {
+                ::core::unreachable!()
+            }
+            pub async fn history_page<K>(conn: #conn, key: K, cursor: #cursor, page_size: usize) -> #result<#page, ::threadline::Error> {
+                ::core::unreachable!()
+            }
+            pub async fn as_of<K>(conn: #conn, key: K, at: #at) -> #result<#as_of, ::threadline::Error> {
+                ::core::unreachable!()
+            }
+            pub fn history_blocking<K>(conn: #sync, key: K) -> #result<#page, ::threadline::Error> {
+                ::core::unreachable!()
+            }
+            pub fn history_page_blocking<K>(conn: #sync, key: K, cursor: #cursor, page_size: usize) -> #result<#page, ::threadline::Error> {
+                ::core::unreachable!()
+            }
+            pub fn as_of_blocking<K>(conn: #sync, key: K, at: #at) -> #result<#as_of, ::threadline::Error> {
+                ::core::unreachable!()
+            }
+        }
+    }
+}
+
 pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let model = AuditedModel::from_derive(input)?;
     let ident = &model.ident;

@@ -21,7 +21,7 @@ use proc_macro::TokenStream;
 pub fn derive_audited(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     audited::expand(&input)
-        .unwrap_or_else(syn::Error::into_compile_error)
+        .unwrap_or_else(|error| audited::fallback(&input, error))
         .into()
 }
 

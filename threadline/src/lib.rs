@@ -16,9 +16,10 @@
 //! - **Health.** Proof that capture is on: coverage and findings in [`health`], the drift
 //!   between the code's policies and the deployed ones in [`policy`].
 //!
-//! Every async function and method takes an `AsyncPgConnection` (or a bb8 pooled one) and
-//! has a twin for a blocking `diesel::PgConnection` named with `_blocking` added:
+//! The async functions take an `AsyncPgConnection` (or a bb8 pooled one); their twins for a
+//! blocking `diesel::PgConnection` have the same name with `_blocking` added:
 //! [`transaction_blocking`], `Reader::timeline_blocking`, `HealthCheck::run_blocking`.
+//! Export jobs, which run on a runtime, are async only.
 //!
 //! ```no_run
 //! # async fn demo(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), threadline::Error> {

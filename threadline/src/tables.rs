@@ -2,9 +2,14 @@
 //! [`Reader`](crate::Reader)'s: the one declaration of their columns, from which the
 //! library's own row types take their SQL types.
 //!
-//! The triggers write these tables; a host only reads them, as their owner or as a member
-//! of `threadline_reader`. A read that goes around the [`Reader`](crate::Reader) also goes
-//! around its scope.
+//! The triggers write these tables: read them only, as a member of `threadline_reader`
+//! (which may not write them). Nothing here stops an `insert_into` by a role that may write,
+//! such as the schema's owner, and such a row would skip every check capture makes. A read
+//! that goes around the [`Reader`](crate::Reader) also goes around its scope, and around its
+//! guard against the session's `search_path`: run a query of your own as a role whose
+//! database's owner you trust, or under `SET LOCAL search_path = pg_catalog, pg_temp` in its
+//! transaction, so that an operator the owner planted in `public` is never the one an `=`
+//! resolves to.
 //!
 //! ```no_run
 //! # fn demo(conn: &mut diesel::PgConnection) -> diesel::QueryResult<()> {
@@ -23,9 +28,10 @@ use diesel::deserialize::{self, FromSql};
 use diesel::pg::{Pg, PgValue};
 use diesel::sql_types::SqlType;
 
-/// PostgreSQL's `xid8`, a 64-bit transaction id: it reads as a `u64`.
+/// PostgreSQL's `xid8`, a 64-bit transaction id: it reads as a `u64` (the reads'
+/// [`TransactionRecord::xact_id`](crate::read::TransactionRecord::xact_id) holds it as text).
 #[derive(Debug, Clone, Copy, Default, SqlType)]
-#[diesel(postgres_type(name = "xid8"))]
+#[diesel(postgres_type(oid = 5069, array_oid = 271))]
 pub struct Xid8;
 
 impl FromSql<Xid8, Pg> for u64 {
@@ -41,9 +47,10 @@ diesel::table! {
 
     /// One row change, captured by a trigger.
     threadline.audit_changes (id) {
-        /// Its id, in capture order.
+        /// Its id, from an identity: reads order by `(captured_at, id)`. A partitioned store
+        /// has no primary key (it would have to hold `captured_at`); ids stay unique.
         id -> Int8,
-        /// The database transaction it belongs to.
+        /// Its transaction's `audit_transactions.id` (not PostgreSQL's transaction id).
         transaction_id -> Int8,
         /// The audited table's schema.
         table_schema -> Text,
@@ -53,11 +60,13 @@ diesel::table! {
         table_pk -> Jsonb,
         /// `insert`, `update`, `delete` or `truncate`.
         op -> Text,
-        /// The row after the change (before it, for a delete), masked and excluded.
+        /// The row after the change (before it, for a delete), masked and excluded; `NULL`
+        /// for a truncate, or `{"partition": "schema.table"}` for one of a partition.
         data -> Nullable<Jsonb>,
         /// The columns an update changed.
         changed_fields -> Nullable<Array<Text>>,
-        /// The changed columns' values before an update.
+        /// The changed columns' values before an update, masked as `data` is; `NULL` when
+        /// the policy keeps no prior values (`changed_from: false`).
         changed_from -> Nullable<Jsonb>,
         /// The columns the policy masked, sorted; `NULL` when none.
         masked_fields -> Nullable<Array<Text>>,
@@ -81,7 +90,7 @@ diesel::table! {
         /// PostgreSQL's id of the transaction, to line rows up with server logs (it repeats
         /// in a restored cluster: changes point at `id`).
         xact_id -> Xid8,
-        /// When it began.
+        /// When its first change was captured (or its context set), by the clock.
         occurred_at -> Timestamptz,
         /// Who acted, as `{"type": ..., "id": ...}`.
         actor -> Nullable<Jsonb>,

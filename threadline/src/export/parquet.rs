@@ -585,8 +585,9 @@ impl Files {
     fn new(dir: &Path, rows_per_file: u64) -> Result<Self, Error> {
         let schema = Arc::new(parse_message_type(SCHEMA).map_err(parquet_error)?);
         debug_assert_eq!(schema.get_fields().len(), FIELDS.len());
-        // Dictionaries only where values repeat (names, op, context labels); no statistics
-        // on the JSON columns, which no reader prunes by.
+        // Dictionaries only where values repeat (names, op, context labels); statistics only
+        // on the columns a reader prunes by (ids, time, table, op, tenant, action), not on
+        // the JSON and request labels, whose min and max say nothing.
         let mut builder = WriterProperties::builder().set_compression(Compression::SNAPPY);
         for column in [
             "id",
@@ -596,6 +597,7 @@ impl Files {
             "data",
             "changed_from",
             "request_id",
+            "correlation_id",
         ] {
             builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
         }
@@ -605,6 +607,8 @@ impl Files {
             "changed_fields",
             "changed_from",
             "actor",
+            "request_id",
+            "correlation_id",
             "masked_fields",
             "excluded_fields",
         ] {
