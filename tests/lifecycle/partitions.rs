@@ -406,3 +406,14 @@ fn a_conversion_behind_a_long_reader_gives_up_instead_of_stalling_writers() {
     let done = partitions::convert_blocking(&mut conn, Period::Day).unwrap();
     assert!(done.before.starts_with("audit_changes_before_"), "{done:?}");
 }
+
+#[test]
+fn a_live_conversion_under_another_datestyle_validates_its_boundary() {
+    let (_db, mut conn) = installed();
+    exec(
+        &mut conn,
+        "INSERT INTO posts VALUES (1, 'x'); SET datestyle = 'German, DMY';",
+    );
+    let done = partitions::convert_blocking(&mut conn, Period::Day).unwrap();
+    assert!(done.before.starts_with("audit_changes_before_"), "{done:?}");
+}

@@ -108,6 +108,43 @@ where
     Ok(bytes)
 }
 
+/// Writes the files of a Parquet job into the new folder `partial`, removed again on a
+/// failure; returns the bytes and the files written.
+async fn fetch_folder(
+    jobs: &ExportJobs,
+    conn: &mut AsyncPgConnection,
+    job: &ExportJob,
+    owner: &ActorRef,
+    output: &str,
+    partial: &Path,
+) -> Result<(u64, usize), Failure> {
+    if Path::new(output).exists() {
+        return Err(Failure::Runtime(format!("{output} exists; name a new folder")));
+    }
+    if partial.exists() {
+        return Err(Failure::Runtime(format!(
+            "{} exists, left by a fetch that did not finish: remove it first",
+            partial.display()
+        )));
+    }
+    let files = jobs.files(conn, job.id, owner).await?;
+    let mut bytes = 0;
+    let written = async {
+        std::fs::create_dir(partial)?;
+        for file in &files {
+            let to = partial.join(file);
+            std::fs::create_dir_all(to.parent().expect("a folder"))?;
+            bytes += save(jobs.open_file(conn, job.id, owner, file).await?, &to).await?;
+        }
+        Ok::<_, Failure>(())
+    }
+    .await;
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(partial);
+    }
+    written.map(|()| (bytes, files.len()))
+}
+
 /// Runs `threadline export-jobs`.
 pub fn export_jobs(args: &Args) -> Result<(), Failure> {
     let command = args.subcommand("subcommand", &["submit", "worker", "list", "fetch", "cleanup"])?;
@@ -185,33 +222,9 @@ pub fn export_jobs(args: &Args) -> Result<(), Failure> {
                     .ok_or_else(|| args.usage("--output PATH is required"))?;
                 let partial = PathBuf::from(format!("{output}.partial"));
                 let job = jobs.status(&mut conn, id, &owner).await?;
-                let (bytes, files) = if job.format == "parquet" {
-                    if Path::new(output).exists() {
-                        return Err(Failure::Runtime(format!("{output} exists; name a new folder")));
-                    }
-                    if partial.exists() {
-                        return Err(Failure::Runtime(format!(
-                            "{} exists, left by a fetch that did not finish: remove it first",
-                            partial.display()
-                        )));
-                    }
-                    let files = jobs.files(&mut conn, id, &owner).await?;
-                    let mut bytes = 0;
-                    let written = async {
-                        std::fs::create_dir(&partial)?;
-                        for file in &files {
-                            let to = partial.join(file);
-                            std::fs::create_dir_all(to.parent().expect("a folder"))?;
-                            bytes += save(jobs.open_file(&mut conn, id, &owner, file).await?, &to).await?;
-                        }
-                        Ok::<_, Failure>(())
-                    }
-                    .await;
-                    if written.is_err() {
-                        let _ = std::fs::remove_dir_all(&partial);
-                    }
-                    written?;
-                    (bytes, Some(files.len()))
+                let (bytes, files) = if job.is_folder() {
+                    let (bytes, files) = fetch_folder(&jobs, &mut conn, &job, &owner, output, &partial).await?;
+                    (bytes, Some(files))
                 } else {
                     let written = save(jobs.open(&mut conn, id, &owner).await?, &partial).await;
                     if written.is_err() {

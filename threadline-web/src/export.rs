@@ -108,7 +108,7 @@ async fn jobs_page(req: &HttpRequest) -> Result<HttpResponse, PageError> {
                                 td { (time(&job.submitted_at)) }
                                 td { (time_opt(job.expires_at.as_ref())) }
                                 td { @if job.state != threadline::jobs::JobState::Completed { "—" }
-                                    @else if job.format == "parquet" { "A folder of Parquet files: " code { "threadline export-jobs fetch " (job.id) } }
+                                    @else if job.is_folder() { "A folder of Parquet files: " code { "threadline export-jobs fetch " (job.id) } }
                                     @else { a href={ (ctx.link(&format!("/exports/{}/download", job.id))) } download { "Download" } } }
                             }
                         }

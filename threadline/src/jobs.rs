@@ -71,6 +71,9 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// The folder of the store the objects are written under.
 const PREFIX: &str = "threadline-exports";
 
+/// The format of the jobs that write a folder of objects instead of one.
+const PARQUET: &str = "parquet";
+
 /// A job's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -122,7 +125,7 @@ impl JobFormat {
         "json",
         "ndjson",
         #[cfg(feature = "parquet")]
-        "parquet",
+        PARQUET,
     ];
 }
 
@@ -138,9 +141,9 @@ impl std::str::FromStr for JobFormat {
     fn from_str(s: &str) -> Result<Self, Error> {
         match s {
             #[cfg(feature = "parquet")]
-            "parquet" => Ok(JobFormat::Parquet),
+            PARQUET => Ok(JobFormat::Parquet),
             #[cfg(not(feature = "parquet"))]
-            "parquet" => Err(Error::invalid(
+            PARQUET => Err(Error::invalid(
                 "format",
                 "Parquet needs threadline's feature parquet, which this build lacks",
             )),
@@ -157,7 +160,7 @@ impl std::fmt::Display for JobFormat {
         match self {
             JobFormat::Export(format) => format.fmt(f),
             #[cfg(feature = "parquet")]
-            JobFormat::Parquet => f.write_str("parquet"),
+            JobFormat::Parquet => f.write_str(PARQUET),
         }
     }
 }
@@ -239,6 +242,14 @@ struct JobRow {
 const COLUMNS: &str = "id, owner, filter, format, max_rows, state, rows_written, attempts, submitted_at, \
      finished_at, expires_at, object_name, object_size, truncated, error, lease_token::text AS token";
 
+impl ExportJob {
+    /// Whether the job writes a folder of objects (Parquet), read with
+    /// [`ExportJobs::files`], rather than one object read with [`ExportJobs::open`].
+    pub fn is_folder(&self) -> bool {
+        self.format == PARQUET
+    }
+}
+
 impl TryFrom<&JobRow> for ExportJob {
     type Error = Error;
 
@@ -277,6 +288,12 @@ impl TryFrom<&JobRow> for ExportJob {
             error: row.error.clone(),
         })
     }
+}
+
+#[derive(QueryableByName)]
+struct NameRow {
+    #[diesel(sql_type = Text)]
+    name: String,
 }
 
 #[derive(QueryableByName)]
@@ -455,7 +472,7 @@ impl ExportJobs {
         owner: &ActorRef,
     ) -> Result<BoxStream<'static, Result<bytes::Bytes, Error>>, Error> {
         let (job, path) = self.completed(conn, id, owner).await?;
-        if job.format == "parquet" {
+        if job.is_folder() {
             return Err(Error::invalid(
                 "export job",
                 format!(
@@ -472,7 +489,7 @@ impl ExportJobs {
     /// unless the job is completed and `owner`'s.
     pub async fn files(&self, conn: &mut AsyncPgConnection, id: i64, owner: &ActorRef) -> Result<Vec<String>, Error> {
         let (job, folder) = self.completed(conn, id, owner).await?;
-        if job.format != "parquet" {
+        if !job.is_folder() {
             return Err(Error::invalid(
                 "export job",
                 format!("job {id} is one {} object: read it with open", job.format),
@@ -503,7 +520,7 @@ impl ExportJobs {
     ) -> Result<BoxStream<'static, Result<bytes::Bytes, Error>>, Error> {
         let (job, folder) = self.completed(conn, id, owner).await?;
         let relative = ObjectPath::parse(file).map_err(|_| Error::NotFound { what: "export file" })?;
-        if job.format != "parquet" || relative.parts().count() == 0 {
+        if !job.is_folder() || relative.parts().count() == 0 {
             return Err(Error::NotFound { what: "export file" });
         }
         let path = relative.parts().fold(folder, |path, part| path.child(part));
@@ -555,7 +572,7 @@ impl ExportJobs {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(other) => Err(storage(other)),
         };
-        if format != "parquet" {
+        if format != PARQUET {
             return gone(self.store.delete(path).await);
         }
         for object in self.objects(path).await? {
@@ -746,7 +763,7 @@ impl ExportJobs {
                 truncated: summary.truncated,
             }),
             Err(error) => {
-                let _ = self.remove(claim.name, "parquet").await;
+                let _ = self.remove(claim.name, PARQUET).await;
                 Err(error)
             }
         }
@@ -804,24 +821,25 @@ impl ExportJobs {
         for object in self.objects(&ObjectPath::from(PREFIX)).await? {
             let Some(folder) = object.parts().nth(1) else { continue };
             let name = format!("{PREFIX}/{}", folder.as_ref());
-            if let Some(path) = own_object(&name, "parquet")
+            if let Some(path) = own_object(&name, PARQUET)
                 && !folders.contains(&path)
             {
                 folders.push(path);
             }
         }
+        if folders.is_empty() {
+            return Ok(());
+        }
+        let mut named = Sql::new("SELECT ");
+        named
+            .bind(Bind::Text(format!("{PREFIX}/")))
+            .push(" || j.lease_token::text || '.parquet' AS name FROM threadline.export_jobs j WHERE j.format = ")
+            .bind(Bind::Text(PARQUET.to_owned()))
+            .push(" AND j.lease_token IS NOT NULL UNION SELECT j.object_name FROM threadline.export_jobs j WHERE j.object_name IS NOT NULL");
+        let named: Vec<String> = conn.load::<NameRow>(named).await?.into_iter().map(|r| r.name).collect();
         for folder in folders {
-            let mut sql = Sql::new("SELECT max(id) AS id FROM threadline.export_jobs WHERE object_name = ");
-            sql.bind(Bind::Text(folder.to_string()))
-                .push(" OR lease_token::text = ");
-            let token = folder
-                .filename()
-                .and_then(|f| f.strip_suffix(".parquet"))
-                .unwrap_or_default();
-            sql.bind(Bind::Text(token.to_owned()));
-            let named = conn.load::<IdRow>(sql).await?.pop().and_then(|r| r.id).is_some();
-            if !named {
-                self.remove(&folder, "parquet").await?;
+            if !named.contains(&folder.to_string()) {
+                self.remove(&folder, PARQUET).await?;
             }
         }
         Ok(())

@@ -43,7 +43,6 @@ impl FromSql<Xid8, Pg> for u64 {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use super::Xid8;
 
     /// One row change, captured by a trigger.
     threadline.audit_changes (id) {

@@ -328,7 +328,7 @@ $$;
 -- retries. It runs as the owner of schema threadline, as partition_changes does.
 CREATE FUNCTION threadline.partition_boundary(step text, boundary timestamptz DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET timezone = 'UTC'
-    SET lock_timeout = '2s' AS $$
+    SET datestyle = 'ISO, YMD' SET lock_timeout = '2s' AS $$
 BEGIN
     IF (SELECT s.partition_period FROM threadline.settings s) IS NOT NULL THEN
         RAISE EXCEPTION 'threadline: the audit store is already partitioned by %', (SELECT s.partition_period FROM threadline.settings s)

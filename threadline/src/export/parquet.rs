@@ -226,7 +226,7 @@ impl ParquetExport {
             after: None,
             rows: 0,
             truncated: false,
-            encoder: Encoder::start(Files::new(dir, self.options.rows_per_file)?),
+            encoder: Encoder::start(dir, self.options.rows_per_file)?,
         })
     }
 }
@@ -279,70 +279,84 @@ type Closed = (Vec<PathBuf>, u64);
 /// error, a cancelled future), it stops after the page in hand and closes no file.
 struct Encoder {
     pages: Option<SyncSender<Vec<ExportRow>>>,
-    /// The files closed, as they close: an upload sends each on.
-    #[cfg_attr(not(feature = "jobs"), allow(dead_code))]
+    /// Each file as it closes, relative to the folder.
     closed: Receiver<PathBuf>,
+    /// Every file taken from `closed` so far, in the order they closed.
+    received: Vec<PathBuf>,
     abandoned: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<Closed, Error>>>,
+    /// The thread, until it is joined; it returns the bytes written.
+    thread: Option<JoinHandle<Result<u64, Error>>>,
+    bytes: u64,
 }
 
 impl Encoder {
-    fn start(mut files: Files) -> Self {
+    fn start(dir: &Path, rows_per_file: u64) -> Result<Self, Error> {
         let (pages, inbox) = sync_channel::<Vec<ExportRow>>(1);
-        let (closed, outbox) = channel();
-        files.closed_to = Some(closed);
+        let (closed_to, closed) = channel();
+        let mut files = Files::new(dir, rows_per_file, closed_to)?;
         let abandoned = Arc::new(AtomicBool::new(false));
         let stop = abandoned.clone();
         let thread = std::thread::spawn(move || {
             for page in inbox {
                 if stop.load(Ordering::Relaxed) {
-                    return Ok((Vec::new(), 0));
+                    return Ok(0);
                 }
                 for row in page {
                     files.push(row)?;
                 }
             }
             if stop.load(Ordering::Relaxed) {
-                return Ok((Vec::new(), 0));
+                return Ok(0);
             }
             files.finish()
         });
-        Encoder {
+        Ok(Encoder {
             pages: Some(pages),
-            closed: outbox,
+            closed,
+            received: Vec::new(),
             abandoned,
             thread: Some(thread),
-        }
+            bytes: 0,
+        })
     }
 
     /// Hands a page on; the encoder's own error if it stopped.
     fn send(&mut self, page: Vec<ExportRow>) -> Result<(), Error> {
-        let sent = self.pages.as_ref().expect("an open encoder").send(page);
-        match sent {
+        match self.pages.as_ref().expect("an open encoder").send(page) {
             Ok(()) => Ok(()),
-            Err(_) => self.join().map(drop),
+            Err(_) => self.close(),
         }
     }
 
-    /// The files closed since the last call, relative to the folder.
-    #[cfg(feature = "jobs")]
-    fn closed(&self) -> Vec<PathBuf> {
-        self.closed.try_iter().collect()
+    /// The files closed since the last call.
+    fn newly_closed(&mut self) -> &[PathBuf] {
+        let from = self.received.len();
+        self.received.extend(self.closed.try_iter());
+        &self.received[from..]
+    }
+
+    /// Lets the thread close the open files and waits for it; its error if it failed.
+    fn close(&mut self) -> Result<(), Error> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        self.pages = None;
+        self.bytes = match thread.join() {
+            Ok(outcome) => outcome?,
+            Err(_) => {
+                return Err(Error::Io(std::io::Error::other(
+                    "the Parquet encoder stopped on a panic",
+                )));
+            }
+        };
+        Ok(())
     }
 
     /// Closes the open files; every file closed, and the bytes written.
     fn finish(mut self) -> Result<Closed, Error> {
-        self.join()
-    }
-
-    fn join(&mut self) -> Result<Closed, Error> {
-        self.pages = None;
-        match self.thread.take().expect("an encoder joined once").join() {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Error::Io(std::io::Error::other(
-                "the Parquet encoder stopped on a panic",
-            ))),
-        }
+        self.close()?;
+        self.newly_closed();
+        Ok((std::mem::take(&mut self.received), self.bytes))
     }
 }
 
@@ -403,7 +417,6 @@ impl ParquetExport {
             prefix: prefix.clone(),
             spool,
             pending: VecDeque::new(),
-            queued: 0,
             summary: None,
         })
     }
@@ -419,8 +432,6 @@ pub(crate) struct Upload<'a> {
     prefix: ObjectPath,
     spool: Spool,
     pending: VecDeque<PathBuf>,
-    /// Files queued so far, in the order they closed.
-    queued: usize,
     summary: Option<ParquetSummary>,
 }
 
@@ -440,15 +451,12 @@ impl Upload<'_> {
     pub(crate) async fn next<C: Db>(&mut self, conn: &mut C) -> Result<bool, Error> {
         let pages = self.pages.as_mut().expect("next after the last page");
         let more = pages.next(conn).await?;
-        let closed = pages.encoder.closed();
-        self.queued += closed.len();
-        self.pending.extend(closed);
         if !more {
-            let summary = self.pages.take().expect("the pages").finish()?;
-            // Files close in the order of the summary's list.
-            self.pending.extend(summary.files[self.queued..].iter().cloned());
-            self.queued = summary.files.len();
-            self.summary = Some(summary);
+            pages.encoder.close()?;
+        }
+        self.pending.extend(pages.encoder.newly_closed().iter().cloned());
+        if !more {
+            self.summary = Some(self.pages.take().expect("the pages").finish()?);
         }
         Ok(more)
     }
@@ -575,14 +583,13 @@ struct Files {
     /// The next part number of each table's day.
     parts: HashMap<Day, u32>,
     buffered: usize,
-    closed: Vec<PathBuf>,
     /// Where each file is announced once closed.
-    closed_to: Option<Sender<PathBuf>>,
+    closed_to: Sender<PathBuf>,
     bytes: u64,
 }
 
 impl Files {
-    fn new(dir: &Path, rows_per_file: u64) -> Result<Self, Error> {
+    fn new(dir: &Path, rows_per_file: u64, closed_to: Sender<PathBuf>) -> Result<Self, Error> {
         let schema = Arc::new(parse_message_type(SCHEMA).map_err(parquet_error)?);
         debug_assert_eq!(schema.get_fields().len(), FIELDS.len());
         // Dictionaries only where values repeat (names, op, context labels); statistics only
@@ -622,8 +629,7 @@ impl Files {
             open: Vec::new(),
             parts: HashMap::new(),
             buffered: 0,
-            closed: Vec::new(),
-            closed_to: None,
+            closed_to,
             bytes: 0,
         })
     }
@@ -686,19 +692,17 @@ impl Files {
         write_row_group(&mut open.writer, std::mem::take(&mut open.buffered))?;
         open.writer.close().map_err(parquet_error)?;
         self.bytes += std::fs::metadata(self.dir.join(&open.path))?.len();
-        if let Some(to) = &self.closed_to {
-            let _ = to.send(open.path.clone());
-        }
-        self.closed.push(open.path);
+        let _ = self.closed_to.send(open.path);
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Closed, Error> {
+    /// Closes every open file; the bytes written, over every file.
+    fn finish(mut self) -> Result<u64, Error> {
         self.open.sort_by(|a, b| a.day.cmp(&b.day));
         while !self.open.is_empty() {
             self.close(0)?;
         }
-        Ok((self.closed, self.bytes))
+        Ok(self.bytes)
     }
 }
 
